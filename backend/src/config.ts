@@ -1,0 +1,138 @@
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every setting the backend understands is declared here once,
+ * with its default; `.env.example`, docker-compose.yml and the Kubernetes ConfigMap are checked
+ * against these keys by tests, so a setting cannot be added in one place and forgotten in another.
+ */
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+// 0 asks the OS for a free port (tests).
+const port = int(0, 65535);
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: port.default(3000),
+  METRICS_PORT: port.default(9464),
+  METRICS_ENABLED: bool.default(true),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TRUST_PROXY: z.string().default('false'),
+
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATABASE_POOL_MAX: int(1, 1000).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(2000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  MIGRATE_ON_START: bool.default(true),
+  EMBEDDED_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
+  EMBEDDED_PG_PORT: port.default(54329),
+
+  SHUTDOWN_DELAY_MS: int(0, 120_000).optional(),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+
+  AUTH_TOKEN_TTL_SECONDS: int(60, 365 * 24 * 3600).default(30 * 24 * 3600),
+  AUTH_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
+
+  ENABLE_TEST_ROUTES: bool.default(false),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** Every environment variable the backend reads. */
+export const configKeys = Object.keys(envSchema.shape) as (keyof Env)[];
+
+export interface Config {
+  readonly env: Env['NODE_ENV'];
+  readonly host: string;
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly metricsEnabled: boolean;
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly trustProxy: boolean | number | string;
+  readonly database: {
+    /** Undefined means: start the embedded PostgreSQL (development only). */
+    readonly url: string | undefined;
+    readonly poolMax: number;
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+    readonly migrateOnStart: boolean;
+    readonly embeddedDataDir: string;
+    readonly embeddedPort: number;
+  };
+  readonly shutdown: { readonly delayMs: number; readonly timeoutMs: number };
+  readonly auth: { readonly tokenTtlSeconds: number; readonly rateLimitPerMinute: number };
+  readonly enableTestRoutes: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (value === 'true') return true;
+  if (value === 'false' || value === '') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value; // a comma-separated list of addresses/subnets, as Express accepts
+}
+
+/** Reads and validates the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset", as in a .env file with `KEY=`.
+  const raw = Object.fromEntries(
+    configKeys.map((key) => [key, source[key] === '' ? undefined : source[key]]),
+  );
+  const parsed = envSchema.safeParse(raw);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+  // Checked outside the schema so it is reported together with every other problem.
+  if (raw['NODE_ENV'] === 'production' && raw['DATABASE_URL'] === undefined) {
+    problems.push(
+      'DATABASE_URL is required when NODE_ENV=production (the embedded database is for development only)',
+    );
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const env = parsed.data;
+  const config: Config = {
+    env: env.NODE_ENV,
+    host: env.HOST,
+    port: env.PORT,
+    metricsPort: env.METRICS_PORT,
+    metricsEnabled: env.METRICS_ENABLED,
+    logLevel: env.LOG_LEVEL,
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    database: {
+      url: env.DATABASE_URL,
+      poolMax: env.DATABASE_POOL_MAX,
+      connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+      migrateOnStart: env.MIGRATE_ON_START,
+      embeddedDataDir: env.EMBEDDED_PG_DATA_DIR,
+      embeddedPort: env.EMBEDDED_PG_PORT,
+    },
+    shutdown: {
+      // In production a load balancer needs time to stop routing before we stop accepting.
+      delayMs: env.SHUTDOWN_DELAY_MS ?? (env.NODE_ENV === 'production' ? 5000 : 0),
+      timeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    },
+    auth: {
+      tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
+      rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+    },
+    enableTestRoutes: env.ENABLE_TEST_ROUTES,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,187 @@
+import pg from 'pg';
+import type { Logger } from './logger.ts';
+import { DatabaseUnavailableError } from './errors.ts';
+
+/**
+ * The only module that imports `pg`. It owns the pool and turns "the database is not there"
+ * into DatabaseUnavailableError (503) so that callers never hang and never answer 500 for it.
+ */
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export interface Db extends Queryable {
+  /** Runs `fn` inside BEGIN/COMMIT on one client; rolls back when it throws. */
+  withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` on a dedicated session that is closed afterwards (never returned to the pool), for
+   * work that changes session state: advisory locks, `SET statement_timeout`.
+   */
+  withSession<T>(fn: (session: Queryable) => Promise<T>): Promise<T>;
+  /** `SELECT 1`, failing after `timeoutMs`. */
+  ping(timeoutMs: number): Promise<void>;
+  poolStats(): { total: number; idle: number; waiting: number; max: number };
+  end(): Promise<void>;
+}
+
+export interface DbOptions {
+  url: string;
+  poolMax: number;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  logger: Logger;
+  /** Called after every query with its duration, for the db_query_duration_seconds histogram. */
+  onQuery?: (seconds: number, ok: boolean) => void;
+}
+
+// SQLSTATE classes and codes that mean "the database is not available right now", not "bad query".
+const unavailableCodes = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down)
+  '53300', // too_many_connections
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006', // connection exceptions
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+const unavailableMessages = [
+  'timeout exceeded when trying to connect',
+  'Connection terminated',
+  'connection timeout',
+  'Client has encountered a connection error',
+  'Cannot use a pool after calling end',
+];
+
+/** Maps driver errors that mean unavailability to DatabaseUnavailableError; returns others as-is. */
+export function classifyDbError(err: unknown): unknown {
+  if (err instanceof DatabaseUnavailableError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === '57014') return new DatabaseUnavailableError('timeout', { cause: err }); // statement_timeout
+  if (typeof code === 'string' && unavailableCodes.has(code)) {
+    return new DatabaseUnavailableError('unreachable', { cause: err });
+  }
+  const message = err instanceof Error ? err.message : '';
+  if (unavailableMessages.some((m) => message.includes(m))) {
+    return new DatabaseUnavailableError('unreachable', { cause: err });
+  }
+  return err;
+}
+
+export function createDb(options: DbOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolMax,
+    // pg waits forever for a connection by default; a request must fail fast instead.
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    application_name: 'tasks-backend',
+  });
+  // An idle client whose server went away emits 'error' on the pool; without a listener that
+  // would crash the process. The pool drops the client and the next checkout reconnects.
+  pool.on('error', (err) =>
+    options.logger.warn({ err: { message: err.message } }, 'idle database client failed'),
+  );
+
+  const timed = async <R extends Row>(
+    run: () => Promise<pg.QueryResult<R>>,
+  ): Promise<pg.QueryResult<R>> => {
+    const started = process.hrtime.bigint();
+    let ok = false;
+    try {
+      const result = await run();
+      ok = true;
+      return result;
+    } catch (err) {
+      throw classifyDbError(err);
+    } finally {
+      options.onQuery?.(Number(process.hrtime.bigint() - started) / 1e9, ok);
+    }
+  };
+
+  const clientQueryable = (client: pg.PoolClient): Queryable => ({
+    query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+      timed(() => client.query<R>(text, params as unknown[])),
+  });
+
+  const connect = async (): Promise<pg.PoolClient> => {
+    try {
+      return await pool.connect();
+    } catch (err) {
+      const classified = classifyDbError(err);
+      throw classified instanceof DatabaseUnavailableError
+        ? classified
+        : new DatabaseUnavailableError('unreachable', { cause: err });
+    }
+  };
+
+  return {
+    query: <R extends Row>(text: string, params?: readonly unknown[]) =>
+      timed(() => pool.query<R>(text, params as unknown[])),
+
+    async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(clientQueryable(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection itself is gone: do not hand it back to the pool.
+          broken = rollbackErr as Error;
+        }
+        throw classifyDbError(err);
+      } finally {
+        client.release(broken);
+      }
+    },
+
+    async withSession<T>(fn: (session: Queryable) => Promise<T>): Promise<T> {
+      const client = await connect();
+      try {
+        return await fn(clientQueryable(client));
+      } finally {
+        client.release(true);
+      }
+    },
+
+    async ping(timeoutMs: number): Promise<void> {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DatabaseUnavailableError('timeout')), timeoutMs);
+      });
+      try {
+        await Promise.race([timed(() => pool.query('SELECT 1')), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+
+    poolStats: () => ({
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+      max: options.poolMax,
+    }),
+
+    end: () => pool.end(),
+  };
+}

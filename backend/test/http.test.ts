@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, type Api } from './support/api.ts';
+import { startTestApp, type TestApp } from './support/test-app.ts';
+
+let app: TestApp;
+let client: Api;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  client = api(app.baseUrl);
+});
+afterAll(() => app.close());
+
+const expectProblem = (
+  res: { status: number; headers: Headers; body: any; text: string },
+  status: number,
+) => {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(res.body).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
+  expect(res.body.type).toMatch(/^urn:tasks-backend:problem:/);
+  // Never a stack trace, SQL or a driver message.
+  expect(res.text).not.toMatch(/at .*\.ts:\d+|SELECT|INSERT|pg_|node_modules|Error:/);
+};
+
+describe('HTTP basics', () => {
+  it('when a route does not exist, then 404 problem', async () => {
+    const res = await client.get('/api/nope');
+    expectProblem(res, 404);
+  });
+
+  it('when JSON is malformed, then 400 problem', async () => {
+    const res = await client.post('/api/v1/auth/register', {
+      raw: '{"email": "a@b.c",',
+      headers: { 'content-type': 'application/json' },
+    });
+    expectProblem(res, 400);
+    expect(res.body.type).toMatch(/malformed-json/);
+  });
+
+  it('when the body is over 1 MB, then 413 problem', async () => {
+    const res = await client.post('/api/v1/auth/register', {
+      raw: JSON.stringify({ email: 'a@b.co', password: 'x'.repeat(1024 * 1024 + 10) }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expectProblem(res, 413);
+  });
+
+  it('when the body is not JSON, then 415 problem', async () => {
+    const res = await client.post('/api/v1/auth/register', {
+      raw: 'email=a@b.co',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expectProblem(res, 415);
+  });
+
+  it('when a path is not valid percent-encoding, then 400 problem rather than 500', async () => {
+    const { token } = await client.register();
+    const res = await client.get('/api/v1/tasks/%E0%A4%A', { token });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('when a sane X-Request-Id is sent, then it is echoed; otherwise one is generated', async () => {
+    const given = await client.get('/api/health/live', {
+      headers: { 'x-request-id': 'abc-123.XYZ' },
+    });
+    expect(given.headers.get('x-request-id')).toBe('abc-123.XYZ');
+    const insane = await client.get('/api/health/live', {
+      headers: { 'x-request-id': 'bad id with spaces <script>' },
+    });
+    expect(insane.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const none = await client.get('/api/health/live');
+    expect(none.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('sends helmet security headers and no X-Powered-By', async () => {
+    const res = await client.get('/api/health/live');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('strict-transport-security')).toBeTruthy();
+    expect(res.headers.get('x-powered-by')).toBeNull();
+  });
+
+  it('serves no metrics on the public port', async () => {
+    expect((await client.get('/metrics')).status).toBe(404);
+  });
+
+  it('serves the OpenAPI document', async () => {
+    const res = await client.get('/api/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe('3.1.0');
+    expect(Object.keys(res.body.paths)).toContain('/api/v1/tasks/{id}');
+  });
+
+  it('when test routes are off (the default), then they do not exist', async () => {
+    expect((await client.get('/api/_test/slow?ms=1')).status).toBe(404);
+  });
+});
