@@ -53,11 +53,16 @@ export function drain(server: http.Server, timeoutMs: number): Promise<boolean> 
       resolve(true);
       return;
     }
+    // A keep-alive socket whose request finishes during the drain turns idle without closing;
+    // sweep those until every socket is gone.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
     const timer = setTimeout(() => {
+      clearInterval(sweep);
       server.closeAllConnections();
       resolve(false);
     }, timeoutMs);
     server.close(() => {
+      clearInterval(sweep);
       clearTimeout(timer);
       resolve(true);
     });

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configKeys, loadConfig } from '../src/config.ts';
+import { serverCommand } from './support/process.ts';
 
 const run = promisify(execFile);
 
@@ -63,7 +64,7 @@ describe('configuration', () => {
   });
 
   it('when the real process starts in production without DATABASE_URL, then it exits 1 with one line', async () => {
-    const result = await run('npx', ['tsx', 'backend/src/main.ts'], {
+    const result = await run(serverCommand.command, serverCommand.args, {
       env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: '', PORT: '0' },
     }).then(
       () => ({ code: 0, stderr: '' }),

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, type Api } from './support/api.ts';
+import { startOwnPostgres } from './support/own-postgres.ts';
+import { startTestApp, type TestApp } from './support/test-app.ts';
+
+let pg: Awaited<ReturnType<typeof startOwnPostgres>>;
+let app: TestApp;
+let client: Api;
+
+beforeAll(async () => {
+  pg = await startOwnPostgres();
+  app = await startTestApp({ DATABASE_URL: pg.url, DATABASE_CONNECT_TIMEOUT_MS: '1000' });
+  client = api(app.baseUrl);
+});
+afterAll(async () => {
+  await app.close();
+  await pg.dispose();
+});
+
+/** Polls `check` until it returns true or the deadline passes; returns the milliseconds it took. */
+async function waitFor(check: () => Promise<boolean>, deadlineMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < deadlineMs) {
+    if (await check()) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`condition not met within ${deadlineMs} ms`);
+}
+
+describe('health', () => {
+  it('when the database answers, then live, ready and health are 200', async () => {
+    expect((await client.get('/api/health/live')).status).toBe(200);
+    const ready = await client.get('/api/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ok', database: 'ok', migrations: 'ok', shutdown: 'no' });
+    expect((await client.get('/api/health')).status).toBe(200);
+  });
+
+  it('when migrations are not applied yet, then ready is 503 and says so', async () => {
+    app.lifecycle.migrated = false;
+    try {
+      const res = await client.get('/api/health/ready');
+      expect(res.status).toBe(503);
+      expect(res.body.migrations).toBe('pending');
+    } finally {
+      app.lifecycle.migrated = true;
+    }
+  });
+
+  it('when the database stops, then ready turns 503, live stays 200, requests get a fast 503; when it is back, ready recovers without a restart', async () => {
+    const { token } = await client.register();
+    expect(
+      (await client.post('/api/v1/tasks', { token, body: { title: 'before the outage' } })).status,
+    ).toBe(201);
+
+    await pg.pause();
+    try {
+      await waitFor(async () => (await client.get('/api/health/ready')).status === 503, 5000);
+      const ready = await client.get('/api/health');
+      expect(ready.status).toBe(503);
+      expect(ready.body.database).toBe('unavailable');
+      expect((await client.get('/api/health/live')).status).toBe(200);
+
+      const started = Date.now();
+      const res = await client.get('/api/v1/tasks', { token });
+      const elapsed = Date.now() - started;
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.headers.get('retry-after')).toBe('1');
+      // Bounded by the connect timeout (1 s here), with room for a busy machine.
+      expect(elapsed).toBeLessThan(3000);
+
+      const write = await client.post('/api/v1/tasks', {
+        token,
+        body: { title: 'during the outage' },
+      });
+      expect(write.status).toBe(503);
+    } finally {
+      await pg.resume();
+    }
+
+    await waitFor(async () => (await client.get('/api/health/ready')).status === 200, 10_000);
+    const list = await client.get('/api/v1/tasks', { token });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((t: { title: string }) => t.title)).toEqual(['before the outage']);
+    // No pool client leaked by the failed requests.
+    expect(app.db.poolStats().waiting).toBe(0);
+  });
+
+  it('when shutdown begins, then ready is 503 at once while live stays 200', async () => {
+    app.lifecycle.shuttingDown = true;
+    try {
+      const res = await client.get('/api/health/ready');
+      expect(res.status).toBe(503);
+      expect(res.body.shutdown).toBe('in progress');
+      expect(res.headers.get('connection')).toBe('close');
+      expect((await client.get('/api/health/live')).status).toBe(200);
+    } finally {
+      app.lifecycle.shuttingDown = false;
+    }
+  });
+});

@@ -1,0 +1,88 @@
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics } from '../src/metrics.ts';
+import { createMetricsServer } from '../src/server.ts';
+import { api, type Api } from './support/api.ts';
+import { startTestApp, type TestApp } from './support/test-app.ts';
+
+let app: TestApp;
+let client: Api;
+let scrapeUrl: string;
+let close: () => Promise<void>;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  client = api(app.baseUrl);
+  const server = createMetricsServer(app.metrics);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  scrapeUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+  close = async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await app.close();
+  };
+});
+afterAll(() => close());
+
+const scrape = async () => {
+  const res = await fetch(scrapeUrl);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return res.text();
+};
+
+describe('metrics', () => {
+  it('when requests were served, then the histogram is labelled by route template, never the raw path', async () => {
+    const { token } = await client.register();
+    const created = await client.post('/api/v1/tasks', { token, body: { title: 'measure me' } });
+    await client.get(`/api/v1/tasks/${created.body.id}`, { token });
+    await client.get('/api/does-not-exist/12345');
+
+    const text = await scrape();
+    expect(text).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(text).toMatch(
+      /http_request_duration_seconds_bucket\{le="0\.005",method="GET",route="\/api\/v1\/tasks\/:id",status_code="200"\} \d+/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/tasks",status_code="201"\} 1/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="<unmatched>",status_code="404"\} 1/,
+    );
+    expect(text).not.toContain(created.body.id);
+    expect(text).not.toContain('12345');
+  });
+
+  it('exposes requests in flight, pool gauges, query durations and the app version', async () => {
+    const text = await scrape();
+    for (const name of [
+      'http_requests_in_flight',
+      'db_pool_total_connections',
+      'db_pool_idle_connections',
+      'db_pool_waiting_clients',
+      'db_pool_max_connections',
+      'app_info',
+    ]) {
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'));
+    }
+    expect(text).toMatch(/^db_pool_max_connections 10$/m);
+    expect(text).toMatch(/^app_info\{version="test",node_version="v\d+/m);
+    expect(text).toContain('# TYPE db_query_duration_seconds histogram');
+  });
+
+  it('includes the default process and Node metrics when enabled', async () => {
+    const text = await createMetrics({ version: 'x' }).registry.metrics();
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'process_start_time_seconds',
+    ]) {
+      expect(text).toContain(`# TYPE ${name}`);
+    }
+  });
+
+  it('answers 404 for anything but GET /metrics on the metrics port', async () => {
+    expect((await fetch(scrapeUrl.replace('/metrics', '/'))).status).toBe(404);
+    expect((await fetch(scrapeUrl, { method: 'POST' })).status).toBe(404);
+  });
+});
