@@ -134,6 +134,23 @@ function components(): Record<string, unknown> {
   return schemas;
 }
 
+type Operations = Record<string, unknown>;
+
+/**
+ * Any request can be refused before it reaches its route: a body that is not JSON, too large or
+ * malformed, or a database that is down. Every operation documents those answers too, so that a
+ * generated client knows their shape.
+ */
+function withCommonProblems(paths: Record<string, Operations>): Record<string, Operations> {
+  for (const item of Object.values(paths)) {
+    for (const operation of Object.values(item)) {
+      const op = operation as { responses?: Record<string, unknown> };
+      if (op.responses) op.responses = { ...common, ...op.responses };
+    }
+  }
+  return paths;
+}
+
 export function buildOpenApiDocument(version: string): Record<string, unknown> {
   const health = (summary: string) => ({
     get: {
@@ -164,7 +181,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         },
       },
     },
-    paths: {
+    paths: withCommonProblems({
       '/api/health/live': {
         get: {
           tags: ['health'],
@@ -319,6 +336,6 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
-    },
+    }),
   };
 }

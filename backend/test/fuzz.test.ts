@@ -1,0 +1,170 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, type Api } from './support/api.ts';
+import { startTestApp, type TestApp } from './support/test-app.ts';
+
+/**
+ * Property-based fuzzing over real HTTP: whatever a client sends in bodies, headers and paths,
+ * the server answers below 500 (and conforms to the OpenAPI document, via the client) and keeps
+ * answering. The runs are counted and seeded by fast-check; a failure prints its seed and path.
+ */
+
+let app: TestApp;
+let client: Api;
+let token: string;
+let taskId: string;
+let casesRun = 0;
+
+beforeAll(async () => {
+  app = await startTestApp();
+  client = api(app.baseUrl);
+  ({ token } = await client.register());
+  taskId = (await client.post('/api/v1/tasks', { token, body: { title: 'fuzz target' } })).body.id;
+});
+afterAll(async () => {
+  console.log(`fuzz: ${casesRun} requests generated and sent`);
+  await app.close();
+});
+
+const field = fc.oneof(
+  fc.constantFrom('title', 'notes', 'completed', 'dueAt', 'email', 'password'),
+  fc.string({ maxLength: 12 }),
+  fc.constantFrom('__proto__', 'constructor', 'prototype'),
+);
+const value = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.string({ unit: 'binary', maxLength: 300 }),
+  fc.constantFrom(
+    '',
+    '\u0000',
+    '\ud800',
+    '2027-02-30T00:00:00Z',
+    '9999-12-31T23:59:59Z',
+    '-1',
+    'x'.repeat(10_001),
+  ),
+  fc.integer(),
+  fc.double(),
+);
+const body = fc.oneof(fc.dictionary(field, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 4 }));
+const rawBody = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 200 }),
+  fc.constantFrom(
+    '{',
+    '{"title":',
+    '[[[[[[[[',
+    '{"a":1}{"b":2}',
+    '\u0000',
+    '{"title":"\\ud800"}',
+    'null',
+    '"string"',
+  ),
+);
+const path = fc.oneof(
+  fc.constant(`/api/v1/tasks/${'TASK'}`),
+  fc.constantFrom(
+    '/api/v1/tasks',
+    '/api/v1/me',
+    '/api/v1/auth/login',
+    '/api/v1/auth/register',
+    '/api/v1/auth/logout',
+  ),
+  fc.string({ maxLength: 40 }).map((s) => `/api/v1/tasks/${encodeURIComponent(s)}`),
+  fc.constantFrom(
+    '/api/v1/tasks/%',
+    '/api/v1/tasks/%E0%A4%A',
+    '/api/v1/tasks/..%2f..%2fetc',
+    '/api/v1/tasks/00000000-0000-0000-0000-000000000000',
+  ),
+);
+const query = fc.oneof(
+  fc.constant(''),
+  fc
+    .dictionary(fc.constantFrom('limit', 'cursor', 'completed', 'x'), fc.string({ maxLength: 30 }))
+    .map((q) => `?${new URLSearchParams(q).toString()}`),
+  fc.constantFrom(
+    '?limit=1&limit=2',
+    '?cursor=eyJ0IjoiMjAyNyJ9',
+    '?limit=1e3',
+    '?completed[]=true',
+    '?%zz',
+  ),
+);
+const headerValue = fc
+  .string({ minLength: 0, maxLength: 300 })
+  .map((s) => s.replace(/[^\x20-\x7e]/g, ''));
+const headers = fc.record(
+  {
+    'if-match': fc.oneof(
+      headerValue,
+      fc.constantFrom('"1"', '*', 'W/"1"', '"-1"', '"99999999999"'),
+    ),
+    'if-none-match': fc.oneof(headerValue, fc.constantFrom('"1"', '*')),
+    'idempotency-key': headerValue,
+    'content-type': fc.constantFrom(
+      'application/json',
+      'application/json; charset=latin1',
+      'text/plain',
+      'application/merge-patch+json',
+      '',
+    ),
+    'x-request-id': headerValue,
+  },
+  { requiredKeys: [] },
+);
+const authorization = fc.oneof(
+  fc.constant('valid'),
+  fc.constant('none'),
+  headerValue.map((s) => `Bearer ${s}`),
+);
+
+describe('fuzzing the API', () => {
+  it('when any method, path, query, header and body are sent, then the answer is below 500 and the server stays up', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'POST', 'PATCH', 'DELETE', 'PUT'),
+        path,
+        query,
+        headers,
+        authorization,
+        fc.oneof(
+          body.map((b) => ({ body: b })),
+          rawBody.map((raw) => ({ raw })),
+        ),
+        async (method, p, q, h, auth, payload) => {
+          casesRun++;
+          const requestHeaders: Record<string, string> = Object.fromEntries(
+            Object.entries(h).filter(([, v]) => v !== ''),
+          );
+          if (auth === 'valid') requestHeaders['authorization'] = `Bearer ${token}`;
+          else if (auth !== 'none') requestHeaders['authorization'] = auth;
+          const hasBody = method !== 'GET' && method !== 'DELETE';
+          const res = await client.request(method, p.replace('TASK', taskId) + q, {
+            headers: requestHeaders,
+            ...(hasBody ? payload : {}),
+          });
+          expect(res.status).toBeLessThan(500);
+          if (res.status >= 400)
+            expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        },
+      ),
+      { numRuns: 600 },
+    );
+    expect((await client.get('/api/health/ready')).status).toBe(200);
+  });
+
+  it('when task bodies are arbitrary, then a 201 always stores exactly what it returns', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(field, value, { maxKeys: 5 }), async (b) => {
+        casesRun++;
+        const res = await client.post('/api/v1/tasks', { token, body: b });
+        expect([201, 400]).toContain(res.status);
+        if (res.status === 201) {
+          const read = await client.get(`/api/v1/tasks/${res.body.id}`, { token });
+          expect(read.body).toEqual(res.body);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
