@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configKeys, loadConfig } from '../src/config.ts';
@@ -74,5 +75,13 @@ describe('configuration', () => {
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/DATABASE_URL is required when NODE_ENV=production/);
+  });
+});
+
+describe('documentation', () => {
+  it('the README configuration table lists every variable the schema reads', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const documented = [...readme.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect([...documented].sort()).toEqual([...configKeys].sort());
   });
 });
