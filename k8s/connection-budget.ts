@@ -1,0 +1,56 @@
+/**
+ * PostgreSQL refuses connections past `max_connections`, and every backend replica may hold a full
+ * pool. The worst moment is a rollout at the autoscaler's ceiling: maxReplicas + maxSurge pods at once.
+ */
+
+export interface ConnectionBudget {
+  readonly maxReplicas: number;
+  readonly maxSurge: number;
+  readonly poolMax: number;
+  readonly reservedConnections: number;
+  readonly maxConnections: number;
+  /** Where maxConnections came from, for the error message. */
+  readonly maxConnectionsSource: string;
+}
+
+/** Returns an explanation when the budget is exceeded, undefined when it fits. */
+export function connectionBudgetProblem(budget: ConnectionBudget): string | undefined {
+  const { maxReplicas, maxSurge, poolMax, reservedConnections, maxConnections } = budget;
+  const needed = (maxReplicas + maxSurge) * poolMax + reservedConnections;
+  if (needed < maxConnections) return undefined;
+  return (
+    `connection budget exceeded: (maxReplicas ${maxReplicas} + maxSurge ${maxSurge}) x pool ${poolMax}` +
+    ` + reserve ${reservedConnections} = ${needed}, which is not below max_connections ${maxConnections}` +
+    ` (${budget.maxConnectionsSource}). Lower the replicas, surge or pool size, or raise max_connections.`
+  );
+}
+
+/** The part of a synthesized StatefulSet the check reads. */
+export interface StatefulSetArgs {
+  readonly spec?: {
+    readonly template?: {
+      readonly spec?: {
+        readonly containers?: readonly {
+          readonly args?: readonly string[];
+          readonly command?: readonly string[];
+        }[];
+      };
+    };
+  };
+}
+
+/**
+ * Reads `-c max_connections=N` from a synthesized StatefulSet's postgres container, so the check
+ * sees exactly what the server will be started with rather than a value copied beside it.
+ */
+export function maxConnectionsFromStatefulSet(statefulSet: StatefulSetArgs): number | undefined {
+  for (const container of statefulSet.spec?.template?.spec?.containers ?? []) {
+    const argv = [...(container.command ?? []), ...(container.args ?? [])];
+    for (const [i, arg] of argv.entries()) {
+      const setting = arg === '-c' ? argv[i + 1] : arg.startsWith('-c') ? arg.slice(2) : undefined;
+      const match = setting === undefined ? null : /^max_connections=(\d+)$/.exec(setting);
+      if (match?.[1] !== undefined) return Number(match[1]);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,57 @@
+/**
+ * Names, labels and ports shared by the charts and by their tests. A NetworkPolicy in one chart
+ * selects pods built by another, so both must take their labels from here.
+ */
+
+export const appName = 'tasks';
+
+/** The Secret every manifest references and none contains (see k8s/README.md for how to create it). */
+export const databaseSecret = {
+  name: `${appName}-db`,
+  /** Read by the backend; the only key needed in external-database mode. */
+  databaseUrlKey: 'DATABASE_URL',
+  /** Read by the postgres image's entrypoint on first boot (in-cluster mode only). */
+  userKey: 'POSTGRES_USER',
+  passwordKey: 'POSTGRES_PASSWORD',
+  databaseKey: 'POSTGRES_DB',
+} as const;
+
+export const backendNames = {
+  name: `${appName}-backend`,
+  /** The numeric user and group the backend image runs as. */
+  uid: 1000,
+  gid: 1000,
+  httpPort: 3000,
+  metricsPort: 9464,
+  metricsPath: '/metrics',
+  livenessPath: '/api/health/live',
+  readinessPath: '/api/health/ready',
+} as const;
+
+export const postgresNames = {
+  name: `${appName}-postgres`,
+  headlessName: `${appName}-postgres-headless`,
+  /** The official postgres image's `postgres` user. */
+  uid: 999,
+  gid: 999,
+  port: 5432,
+  dataMountPath: '/var/lib/postgresql/data',
+  /** A subdirectory, because a fresh volume's root holds `lost+found`, which initdb refuses. */
+  pgdata: '/var/lib/postgresql/data/pgdata',
+} as const;
+
+/** Labels that never change for the life of a workload: Deployment and StatefulSet selectors use them. */
+export function selectorLabels(component: 'backend' | 'postgres'): Record<string, string> {
+  return { 'app.kubernetes.io/name': appName, 'app.kubernetes.io/component': component };
+}
+
+export function commonLabels(component: 'backend' | 'postgres'): Record<string, string> {
+  return {
+    ...selectorLabels(component),
+    'app.kubernetes.io/part-of': appName,
+    'app.kubernetes.io/managed-by': 'cdk8s',
+  };
+}
+
+/** Set on every namespace since Kubernetes 1.22, so policies can select namespaces by name. */
+export const namespaceNameLabel = 'kubernetes.io/metadata.name';
