@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { chown, mkdir, chmod } from 'node:fs/promises';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -33,6 +33,27 @@ function postgresOsUser(): { uid: number; gid: number } | undefined {
       'Running as root, and PostgreSQL refuses to run as root: create an OS user "postgres" ' +
         '(useradd -r postgres), run as a normal user, or set DATABASE_URL.',
     );
+  }
+}
+
+/**
+ * As root, postgres runs as another user, which must be able to walk down to its data
+ * directory; initdb's own error for that ("Permission denied") does not say what to do.
+ */
+function assertReachable(dataDir: string, osUser: { uid: number; gid: number }): void {
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    if (existsSync(dir)) {
+      const { mode, uid, gid } = statSync(dir);
+      const searchable =
+        uid === osUser.uid ? mode & 0o100 : gid === osUser.gid ? mode & 0o010 : mode & 0o001;
+      if (!searchable) {
+        throw new Error(
+          `The OS user "postgres" cannot reach ${dataDir}: ${dir} is not searchable by it. ` +
+            'Set EMBEDDED_PG_DATA_DIR to a path it can reach, run as a normal user, or set DATABASE_URL.',
+        );
+      }
+    }
+    if (dir === path.dirname(dir)) return;
   }
 }
 
@@ -84,6 +105,7 @@ export async function startEmbeddedPostgres(options: {
       await chown(dataDir, osUser.uid, osUser.gid);
       // The postgres user must be able to reach its data directory.
       await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
+      assertReachable(dataDir, osUser);
     }
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
     await pg.initialise();
