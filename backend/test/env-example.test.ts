@@ -1,0 +1,147 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { configKeys } from '../src/config.ts';
+
+/**
+ * `.env.example`, config.ts and docker-compose.yml (with its optional overlays such as
+ * docker-compose.monitoring.yml, which read the same .env) describe the same settings several times;
+ * these tests keep them in step, so a setting cannot be added in one place and forgotten in another.
+ */
+
+const root = new URL('../../', import.meta.url);
+const envExample = readFileSync(new URL('.env.example', root), 'utf8');
+const composeFiles = readdirSync(root)
+  .filter((file) => /^docker-compose(\.[\w-]+)?\.ya?ml$/.test(file))
+  .sort();
+const composeTexts = new Map(
+  composeFiles.map((file) => [file, readFileSync(new URL(file, root), 'utf8')] as const),
+);
+
+/** Keys only docker-compose.yml reads (for the db service, ports and image), never the backend. */
+const COMPOSE_ONLY: Record<string, string> = {
+  POSTGRES_USER: 'db role, and part of DATABASE_URL',
+  POSTGRES_PASSWORD: 'db password, and part of DATABASE_URL',
+  POSTGRES_DB: 'db name, and part of DATABASE_URL',
+  API_BIND_ADDRESS: 'host address the API port is published on',
+  API_HOST_PORT: 'host port of the API',
+  METRICS_HOST_PORT: 'host port of the metrics (on 127.0.0.1)',
+  BACKEND_IMAGE: 'name of the image compose builds and runs',
+  PROMETHEUS_RETENTION: 'docker-compose.monitoring.yml: how long Prometheus keeps samples',
+  PROMETHEUS_HOST_PORT: 'docker-compose.monitoring.yml: Prometheus UI port on 127.0.0.1',
+  GRAFANA_ADMIN_PASSWORD: 'docker-compose.monitoring.yml: Grafana admin password',
+  GRAFANA_HOST_PORT: 'docker-compose.monitoring.yml: Grafana UI port on 127.0.0.1',
+};
+/** Settings that only matter without DATABASE_URL, which compose always sets. */
+const DEVELOPMENT_ONLY = ['EMBEDDED_PG_DATA_DIR', 'EMBEDDED_PG_PORT'];
+/** Read by node itself, not by config.ts. */
+const NODE_RUNTIME = ['NODE_OPTIONS'];
+const SECRETS = ['POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD'];
+
+function envFile(text: string) {
+  const active = new Map<string, string>();
+  const commented = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const set = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (set) active.set(set[1]!, set[2]!);
+    const documented = /^#\s*([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (documented) commented.set(documented[1]!, documented[2]!);
+  }
+  return { active, commented, all: new Set([...active.keys(), ...commented.keys()]) };
+}
+
+interface ComposeFile {
+  services?: Record<string, { environment?: Record<string, unknown> | string[] }>;
+  [key: string]: unknown;
+}
+
+function serviceEnvironment(compose: ComposeFile, service: string): Map<string, string> {
+  const environment = compose.services?.[service]?.environment ?? {};
+  const entries = Array.isArray(environment)
+    ? environment.map((item) => item.split(/=(.*)/s) as [string, string])
+    : Object.entries(environment).map(([key, value]) => [key, String(value)] as const);
+  return new Map(entries);
+}
+
+/** `${KEY}`, `${KEY:-default}`, `${KEY:?error}`, but not `$${KEY}` (an escaped, literal `$`). */
+function interpolations(text: string) {
+  const found = new Map<string, string | undefined>();
+  for (const match of text.matchAll(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g)) {
+    const [, key, operator, operand] = match;
+    const fallback = operator === ':-' || operator === '-' ? operand : undefined;
+    if (!found.has(key!) || fallback !== undefined) found.set(key!, fallback);
+  }
+  return found;
+}
+
+function durationMs(value: string): number {
+  const match = /^(\d+)(ms|s|m)$/.exec(value);
+  if (!match) throw new Error(`unsupported duration ${value}`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+}
+
+const env = envFile(envExample);
+const compose = parse(composeTexts.get('docker-compose.yml') ?? '') as ComposeFile;
+// What the backend container gets, whichever overlays are added to the main file.
+const backendEnvironment = new Map(
+  [...composeTexts.values()].flatMap((text) => [
+    ...serviceEnvironment(parse(text) as ComposeFile, 'backend'),
+  ]),
+);
+const interpolated = interpolations([...composeTexts.values()].join('\n'));
+const config = new Set<string>(configKeys);
+
+describe('.env.example, config.ts and docker-compose.yml', () => {
+  it('when config.ts reads a setting, then .env.example documents it', () => {
+    expect(configKeys.filter((key) => !env.all.has(key))).toEqual([]);
+  });
+
+  it('when .env.example names a key, then the backend reads it or it is a known compose-only key', () => {
+    expect([...env.all].filter((key) => !config.has(key) && !(key in COMPOSE_ONLY))).toEqual([]);
+    expect(Object.keys(COMPOSE_ONLY).filter((key) => config.has(key))).toEqual([]);
+    expect(Object.keys(COMPOSE_ONLY).filter((key) => !env.active.has(key))).toEqual([]);
+  });
+
+  it('when the backend service sets a variable, then the backend (or node) reads it', () => {
+    const unread = [...backendEnvironment.keys()].filter(
+      (key) => !config.has(key) && !NODE_RUNTIME.includes(key),
+    );
+    expect(unread).toEqual([]);
+  });
+
+  it('when config.ts reads a setting, then the backend service sets it, unless it is development-only', () => {
+    const missing = configKeys.filter(
+      (key) => !DEVELOPMENT_ONLY.includes(key) && !backendEnvironment.has(key),
+    );
+    expect(missing).toEqual([]);
+    expect(DEVELOPMENT_ONLY.filter((key) => backendEnvironment.has(key))).toEqual([]);
+    expect(DEVELOPMENT_ONLY.filter((key) => env.active.has(key))).toEqual([]);
+  });
+
+  it('when .env.example sets a key, then docker-compose.yml uses it, and only those', () => {
+    // A key set in .env that compose never interpolates would be silently ignored on the VPS.
+    expect([...env.active.keys()].filter((key) => !interpolated.has(key))).toEqual([]);
+    expect([...interpolated.keys()].filter((key) => !env.active.has(key))).toEqual([]);
+  });
+
+  it("when docker-compose.yml has a default, then it equals .env.example's value", () => {
+    const differing = [...interpolated]
+      .filter(([key, fallback]) => fallback !== undefined && env.active.get(key) !== fallback)
+      .map(([key, fallback]) => `${key}: compose ${fallback}, .env.example ${env.active.get(key)}`);
+    expect(differing).toEqual([]);
+  });
+
+  it('secrets are blank and test routes cannot be switched on from .env', () => {
+    expect(SECRETS.map((key) => [key, env.active.get(key)])).toEqual(SECRETS.map((k) => [k, '']));
+    expect(env.active.has('ENABLE_TEST_ROUTES')).toBe(false);
+    expect(backendEnvironment.get('ENABLE_TEST_ROUTES')).toBe('false');
+    expect(backendEnvironment.get('NODE_ENV')).toBe('production');
+  });
+
+  it('the stop grace period outlasts the shutdown delay plus the shutdown timeout', () => {
+    const backend = compose.services?.['backend'] as { stop_grace_period?: string };
+    const delay = Number(env.active.get('SHUTDOWN_DELAY_MS'));
+    const timeout = Number(env.active.get('SHUTDOWN_TIMEOUT_MS'));
+    expect(durationMs(backend.stop_grace_period ?? '10s')).toBeGreaterThan(delay + timeout);
+  });
+});
