@@ -36,6 +36,7 @@ describe('metrics', () => {
     const created = await client.post('/api/v1/tasks', { token, body: { title: 'measure me' } });
     await client.get(`/api/v1/tasks/${created.body.id}`, { token });
     await client.get('/api/does-not-exist/12345');
+    await client.get('/api/v1/tasks'); // refused with 401, still measured under its template
 
     const text = await scrape();
     expect(text).toContain('# TYPE http_request_duration_seconds histogram');
@@ -47,6 +48,9 @@ describe('metrics', () => {
     );
     expect(text).toMatch(
       /http_request_duration_seconds_count\{method="GET",route="<unmatched>",status_code="404"\} 1/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/tasks",status_code="401"\} 1/,
     );
     expect(text).not.toContain(created.body.id);
     expect(text).not.toContain('12345');
