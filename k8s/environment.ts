@@ -99,8 +99,31 @@ export interface EnvironmentSettings {
      * operator's serviceMonitorSelector expects (kube-prometheus-stack: its Helm release name).
      * @default - annotations only
      */
-    readonly prometheusOperator?: { readonly releaseLabel: string };
+    readonly prometheusOperator?: {
+      readonly releaseLabel: string;
+      /**
+       * The Grafana dashboard (monitoring/grafana/tasks-backend.json) as a ConfigMap for Grafana's
+       * dashboard sidecar. kube-prometheus-stack's sidecar (chart 45.12 and later) watches every
+       * namespace for `grafana_dashboard: "1"`; a Grafana that searches only its own namespace needs
+       * `namespace` set to it. `false` leaves the ConfigMap out.
+       * @default { namespace: the environment's namespace, labelName: 'grafana_dashboard', labelValue: '1' }
+       */
+      readonly grafanaDashboard?:
+        | false
+        | {
+            readonly namespace?: string;
+            readonly labelName?: string;
+            readonly labelValue?: string;
+          };
+    };
   };
+}
+
+/** Where and how the Grafana dashboard ConfigMap is emitted. */
+export interface GrafanaDashboardSettings {
+  readonly namespace: string;
+  readonly labelName: string;
+  readonly labelValue: string;
 }
 
 /** An environment with every default filled in and every rule checked. */
@@ -140,7 +163,12 @@ export interface Environment {
     | undefined;
   readonly monitoring: {
     readonly namespace: string;
-    readonly prometheusOperator: { readonly releaseLabel: string } | undefined;
+    readonly prometheusOperator:
+      | {
+          readonly releaseLabel: string;
+          readonly grafanaDashboard: GrafanaDashboardSettings | undefined;
+        }
+      | undefined;
   };
 }
 
@@ -211,12 +239,31 @@ export function resolveEnvironment(
     },
     monitoring: {
       namespace: settings.monitoring?.namespace ?? 'monitoring',
-      prometheusOperator: settings.monitoring?.prometheusOperator,
+      prometheusOperator: resolvePrometheusOperator(settings),
     },
   };
   const problems = environmentProblems(env);
   if (problems.length > 0) throw new EnvironmentError(env.name, problems);
   return env;
+}
+
+function resolvePrometheusOperator(
+  settings: EnvironmentSettings,
+): Environment['monitoring']['prometheusOperator'] {
+  const operator = settings.monitoring?.prometheusOperator;
+  if (!operator) return undefined;
+  const dashboard = operator.grafanaDashboard ?? {};
+  return {
+    releaseLabel: operator.releaseLabel,
+    grafanaDashboard:
+      dashboard === false
+        ? undefined
+        : {
+            namespace: dashboard.namespace ?? settings.namespace,
+            labelName: dashboard.labelName ?? 'grafana_dashboard',
+            labelValue: dashboard.labelValue ?? '1',
+          },
+  };
 }
 
 /** Rules a reviewer would otherwise have to remember. The connection budget is checked separately,

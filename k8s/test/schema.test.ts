@@ -28,7 +28,11 @@ function modelRegistry(): Map<string, ModelClass> {
 }
 
 const registry = modelRegistry();
-const crdKinds = new Set(['monitoring.coreos.com/v1/ServiceMonitor']);
+const crdKinds = new Set([
+  'monitoring.coreos.com/v1/ServiceMonitor',
+  // Its shape is checked in monitoring.test.ts.
+  'monitoring.coreos.com/v1/PrometheusRule',
+]);
 
 function validate(object: KubeObject): void {
   const model = registry.get(`${object.apiVersion}/${object.kind}`);
