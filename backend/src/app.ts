@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
@@ -25,6 +26,15 @@ export interface AppDeps {
 
 // Accept a caller's request id only when it is short and harmless in logs and headers.
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+const bodyLimitBytes = 1024 * 1024;
+
+const payloadTooLarge = () =>
+  new AppError(
+    413,
+    'payload-too-large',
+    'Payload too large',
+    'The request body exceeds the limit of 1 MB.',
+  );
 
 /** Builds the Express app from its dependencies. It never listens: main.ts and tests do that. */
 export function createApp(deps: AppDeps): Express {
@@ -66,7 +76,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(helmet());
-  app.use((req, _res, next) => {
+  app.use((req, res, next) => {
     // A body we cannot read as JSON gets a clear 415 instead of a confusing validation error.
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
@@ -79,9 +89,28 @@ export function createApp(deps: AppDeps): Express {
         'Send the body as application/json.',
       );
     }
+    // Refuse a body declared too large before reading it: body-parser would first read (and
+    // discard) all of it, holding the socket for as long as the client keeps sending.
+    if (Number(req.headers['content-length'] ?? 0) > bodyLimitBytes) {
+      res.setHeader('Connection', 'close');
+      throw payloadTooLarge();
+    }
     next();
   });
-  app.use(express.json({ limit: '1mb' }));
+  app.use(
+    express.json({
+      limit: bodyLimitBytes,
+      // JSON text is UTF-8 (RFC 8259). Decoding invalid bytes to U+FFFD would store text the
+      // client never sent; reject the body as malformed instead.
+      verify: (_req, _res, buf) => {
+        if (!isUtf8(buf)) {
+          throw Object.assign(new Error('body is not valid UTF-8'), {
+            type: 'entity.parse.failed',
+          });
+        }
+      },
+    }),
+  );
 
   const readiness = createReadiness(db, lifecycle, {
     timeoutMs: Math.min(1000, config.database.connectTimeoutMs),
