@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, type Api } from './support/api.ts';
 import { startTestApp, type TestApp } from './support/test-app.ts';
@@ -44,6 +45,46 @@ describe('HTTP basics', () => {
       headers: { 'content-type': 'application/json' },
     });
     expectProblem(res, 413);
+  });
+
+  it('when the JSON body is not valid UTF-8, then 400 problem and nothing is stored', async () => {
+    const { token } = await client.register();
+    const res = await client.post('/api/v1/tasks', {
+      token,
+      raw: Buffer.concat([
+        Buffer.from('{"title":"caf'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}'),
+      ]),
+      headers: { 'content-type': 'application/json' },
+    });
+    expectProblem(res, 400);
+    expect((await client.get('/api/v1/tasks', { token })).body.items).toEqual([]);
+  });
+
+  it('when the declared body length is over 1 MB, then 413 at once, without reading the body', async () => {
+    const { port } = new URL(app.baseUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1', () => {
+        // Headers only: a server that waited for the 10 GB body would never answer.
+        socket.write(
+          'POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            'Content-Length: 10000000000\r\n\r\n{',
+        );
+      });
+      let received = '';
+      socket.setTimeout(5000, () => reject(new Error(`no answer; got: ${received}`)));
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString();
+        if (received.includes('\r\n\r\n')) {
+          socket.destroy();
+          resolve(received);
+        }
+      });
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toMatch(/content-type: application\/problem\+json/i);
   });
 
   it('when the body is not JSON, then 415 problem', async () => {
