@@ -55,11 +55,13 @@ beforeAll(async () => {
   const client = api(await listen(createHttpServer(app)));
   const metricsUrl = await listen(createMetricsServer(metrics));
 
-  // A little of everything the rules and panels look at: API calls, 4xx, a 5xx, both health checks.
+  // A little of everything the rules and panels look at: API calls, 4xx, an unmatched path, a 5xx,
+  // both health checks.
   const { token } = await client.register();
   const task = await client.post('/api/v1/tasks', { token, body: { title: 'watch me' } });
   await client.get(`/api/v1/tasks/${task.body.id}`, { token });
   await client.get('/api/v1/tasks');
+  await client.get('/api/no-such-route');
   await client.get('/api/_test/error');
   await client.get('/api/health');
   await client.get('/api/health/ready');
