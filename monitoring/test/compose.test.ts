@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -17,15 +16,6 @@ const mounts = (service: { volumes?: string[] }) =>
     const [host, container] = volume.split(':');
     return { host: host!, container: container! };
   });
-
-const hasComposeV1 = (() => {
-  try {
-    execFileSync('docker-compose', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('docker-compose.monitoring.yml (Prometheus and Grafana for the VPS, off by default)', () => {
   it('adds services only through the override: docker-compose.yml alone has no Prometheus', () => {
@@ -79,24 +69,5 @@ describe('docker-compose.monitoring.yml (Prometheus and Grafana for the VPS, off
         expect(port, name).toMatch(/^127\.0\.0\.1:/);
       }
     }
-  });
-
-  it.skipIf(!hasComposeV1)('docker-compose 1.29 merges both files into a valid project', () => {
-    const merged = execFileSync(
-      'docker-compose',
-      ['-f', 'docker-compose.yml', '-f', 'docker-compose.monitoring.yml', 'config'],
-      {
-        cwd: root,
-        encoding: 'utf8',
-        env: { ...process.env, POSTGRES_PASSWORD: 'test', GRAFANA_ADMIN_PASSWORD: 'test' },
-      },
-    );
-    const project = parse(merged);
-    expect(Object.keys(project.services.backend.networks).sort()).toEqual([
-      'database',
-      'edge',
-      'monitoring',
-    ]);
-    expect(project.services.prometheus.volumes.length).toBeGreaterThan(0);
   });
 });

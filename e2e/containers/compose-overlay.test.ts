@@ -1,0 +1,53 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { composeCommand, ensureTools } from './docker-host.ts';
+import { output } from './shell.ts';
+
+/**
+ * The monitoring overlay as Compose itself reads it, merged over docker-compose.yml. (Its images
+ * cannot be pulled here, so it is never started; the compose stack test runs the base file.)
+ */
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+let workDir: string;
+
+beforeAll(async () => {
+  await ensureTools();
+  workDir = await mkdtemp(join(tmpdir(), 'tasks-overlay-'));
+});
+afterAll(async () => {
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('docker-compose.monitoring.yml', () => {
+  it('merges with docker-compose.yml into a valid project that puts Prometheus beside the backend, not the database', async () => {
+    const envFile = join(workDir, '.env');
+    await writeFile(envFile, 'POSTGRES_PASSWORD=test\nGRAFANA_ADMIN_PASSWORD=test\n');
+    const [command, ...prefix] = await composeCommand();
+    const merged = parse(
+      await output(command, [
+        ...prefix,
+        '--project-directory',
+        repo,
+        '--env-file',
+        envFile,
+        '-f',
+        join(repo, 'docker-compose.yml'),
+        '-f',
+        join(repo, 'docker-compose.monitoring.yml'),
+        'config',
+      ]),
+    );
+    expect(Object.keys(merged.services.backend.networks).sort()).toEqual([
+      'database',
+      'edge',
+      'monitoring',
+    ]);
+    expect(Object.keys(merged.services.prometheus.networks)).not.toContain('database');
+    expect(merged.services.prometheus.volumes.length).toBeGreaterThan(0);
+  });
+});
