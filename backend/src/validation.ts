@@ -29,11 +29,28 @@ export function parse<S extends z.ZodType>(
   );
 }
 
-/** Text that PostgreSQL can store: no NUL characters. */
+/** Text that PostgreSQL can store as sent: no NUL characters, no lone UTF-16 surrogates. */
 export const text = (min: number, max: number) =>
   z
     .string()
     .min(min)
     .max(max)
     // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
-    .regex(/^[^\u0000]*$/, 'must not contain NUL characters');
+    .regex(/^[^\u0000]*$/, 'must not contain NUL characters')
+    // A lone surrogate ("\ud800") would be stored as U+FFFD: text the client never sent.
+    .refine(
+      (s) => (s as string & { isWellFormed(): boolean }).isWellFormed(),
+      'must be well-formed Unicode',
+    );
+
+/**
+ * An RFC 3339 date-time with an offset whose instant PostgreSQL's timestamptz can hold the way
+ * clients read it back: years 1 to 9999 in UTC (year 0 is refused by PostgreSQL, and an instant
+ * before year 1 would come back as a negative year no client parses).
+ */
+export const instant = () =>
+  z.iso.datetime({ offset: true }).refine((value) => {
+    const year = new Date(value).getUTCFullYear();
+    // NaN: not a date-time at all, which the format check already reports.
+    return Number.isNaN(year) || (year >= 1 && year <= 9999);
+  }, 'must be between years 1 and 9999 (UTC)');

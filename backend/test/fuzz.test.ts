@@ -34,8 +34,29 @@ const field = fc.oneof(
   fc.string({ maxLength: 12 }),
   fc.constantFrom('__proto__', 'constructor', 'prototype'),
 );
+/** RFC 3339 date-times across and beyond PostgreSQL's range (years -100 to 10000), any offset. */
+const between = (min: string, max: string) =>
+  fc.date({ min: new Date(min), max: new Date(max), noInvalidDate: true });
+const dateTime = fc
+  .tuple(
+    fc.oneof(
+      between('-000100-01-01T00:00:00Z', '+010000-12-31T00:00:00Z'),
+      // The edges of PostgreSQL's and RFC 3339's ranges, where bugs live.
+      between('-000001-12-31T00:00:00Z', '0001-01-02T00:00:00Z'),
+      between('9999-12-30T00:00:00Z', '+010000-01-02T00:00:00Z'),
+    ),
+    fc.constantFrom(0, 60, -60, 330, -720, 840),
+  )
+  .map(([date, offsetMinutes]) => {
+    const local = new Date(date.getTime() + offsetMinutes * 60_000).toISOString().slice(0, -1);
+    if (offsetMinutes === 0) return `${local}Z`;
+    const sign = offsetMinutes > 0 ? '+' : '-';
+    const abs = Math.abs(offsetMinutes);
+    return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  });
 const value = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
+  dateTime,
   fc.string({ unit: 'binary', maxLength: 300 }),
   fc.constantFrom(
     '',
@@ -80,8 +101,12 @@ const path = fc.oneof(
     '/api/v1/tasks/00000000-0000-0000-0000-000000000000',
   ),
 );
+const cursor = fc
+  .tuple(dateTime, fc.uuid())
+  .map(([t, i]) => `?cursor=${Buffer.from(JSON.stringify({ t, i })).toString('base64url')}`);
 const query = fc.oneof(
   fc.constant(''),
+  cursor,
   fc
     .dictionary(fc.constantFrom('limit', 'cursor', 'completed', 'x'), fc.string({ maxLength: 30 }))
     .map((q) => `?${new URLSearchParams(q).toString()}`),
@@ -172,6 +197,27 @@ describe('fuzzing the API', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('when dueAt and cursors are any date-time, then the answer is 2xx or 400 and a stored dueAt reads back', async () => {
+    await fc.assert(
+      fc.asyncProperty(dateTime, cursor, async (dueAt, cursorQuery) => {
+        casesRun += 2;
+        const res = await client.post('/api/v1/tasks', { token, body: { title: 'when', dueAt } });
+        expect([201, 400]).toContain(res.status);
+        if (res.status === 201) {
+          expect(Date.parse(res.body.dueAt)).toBe(Date.parse(dueAt));
+          const again = await client.patch(`/api/v1/tasks/${res.body.id}`, {
+            token,
+            body: { dueAt: res.body.dueAt },
+          });
+          expect(again.status).toBe(200);
+        }
+        const page = await client.get(`/api/v1/tasks${cursorQuery}&limit=1`, { token });
+        expect([200, 400]).toContain(page.status);
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -83,6 +83,13 @@ describe('creating and reading tasks', () => {
     ['a NUL character', { title: 'a\u0000b' }, ['title']],
     ['wrong types', { title: 7, completed: 'yes', dueAt: 12 }, ['completed', 'dueAt', 'title']],
     ['a date that is not RFC 3339', { title: 't', dueAt: 'tomorrow' }, ['dueAt']],
+    ['year 0, which PostgreSQL refuses', { title: 't', dueAt: '0000-01-01T00:00:00Z' }, ['dueAt']],
+    [
+      'an instant before year 1 in UTC',
+      { title: 't', dueAt: '0001-01-01T00:00:00+01:00' },
+      ['dueAt'],
+    ],
+    ['a lone UTF-16 surrogate', { title: 'a\ud800b' }, ['title']],
     ['unknown fields', { title: 't', priority: 1, owner: 'x' }, ['owner', 'priority']],
     ['an array body', [], ['(root)']],
   ])(
@@ -181,6 +188,17 @@ describe('updating and deleting', () => {
     expect(read.body).toMatchObject({ title: 'v1', completed: true, version: 2 });
   });
 
+  it('when If-Match lists several tags, then any one matching the current version lets the change through', async () => {
+    const task = await create({ title: 'v1' });
+    const res = await client.patch(`/api/v1/tasks/${task.id}`, {
+      token,
+      headers: { 'if-match': '"7", W/"1", "1"' },
+      body: { title: 'v2' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.version).toBe(2);
+  });
+
   it('when PATCH has no fields, then 400', async () => {
     const task = await create({ title: 'x' });
     const res = await client.patch(`/api/v1/tasks/${task.id}`, { token, body: {} });
@@ -215,7 +233,12 @@ describe('listing', () => {
       await create({ title: `inserted after page ${pages++}` }, user.token);
     } while (cursor);
 
-    expect(seen).toEqual([...created].reverse());
+    // Newest first; rows created within the same millisecond are ordered by id, as the API promises.
+    const { rows } = await app.db.query<{ id: string }>(
+      'SELECT id FROM tasks WHERE id = ANY($1) ORDER BY created_at DESC, id DESC',
+      [created],
+    );
+    expect(seen).toEqual(rows.map((r) => r.id));
     expect(pages).toBe(3);
   });
 
@@ -238,6 +261,10 @@ describe('listing', () => {
     ['limit=abc', ['limit']],
     ['completed=maybe', ['completed']],
     ['cursor=garbage', ['cursor']],
+    [
+      `cursor=${Buffer.from(JSON.stringify({ t: '0000-01-01T00:00:00Z', i: '00000000-0000-4000-8000-000000000000' })).toString('base64url')}`,
+      ['cursor'],
+    ],
     ['sort=title', ['sort']],
     ['limit=1&limit=2', ['limit']],
   ])('when the query is %s, then 400 naming it', async (query, fields) => {
@@ -270,6 +297,24 @@ describe('idempotent creation', () => {
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });
+  });
+
+  it('when the same instant is written another way, then it is the same request and is replayed', async () => {
+    const user = await client.register();
+    const headers = { 'idempotency-key': 'same-instant' };
+    const first = await client.post('/api/v1/tasks', {
+      token: user.token,
+      headers,
+      body: { title: 'A', dueAt: '2030-01-01T00:00:00Z' },
+    });
+    const again = await client.post('/api/v1/tasks', {
+      token: user.token,
+      headers,
+      body: { title: 'A', dueAt: '2030-01-01T01:00:00.000+01:00' },
+    });
+    expect(again.status).toBe(201);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
   });
 
   it('when the same key comes with another body, then 422 and nothing is created', async () => {

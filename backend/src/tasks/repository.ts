@@ -147,8 +147,8 @@ export async function list(
 }
 
 /**
- * Applies `patch` atomically. With `expectedVersion`, only when the row still has that version
- * (optimistic concurrency: of racing writers with the same If-Match exactly one wins).
+ * Applies `patch` atomically. With `expectedVersions`, only when the row still has one of those
+ * versions (optimistic concurrency: of racing writers with the same If-Match exactly one wins).
  * Returns the new task, 'stale' when the version did not match, or undefined when there is none.
  */
 export async function update(
@@ -156,7 +156,7 @@ export async function update(
   userId: string,
   id: string,
   patch: TaskPatch,
-  expectedVersion: number | undefined,
+  expectedVersions: readonly number[] | undefined,
 ): Promise<Task | 'stale' | undefined> {
   const fields: [string, unknown][] = [];
   if (patch.title !== undefined) fields.push(['title', patch.title]);
@@ -166,7 +166,7 @@ export async function update(
   const params: unknown[] = [
     id,
     userId,
-    expectedVersion ?? null,
+    expectedVersions ?? null,
     ...fields.map(([, value]) => value),
   ];
   const sets = fields.map(([column], i) => `${column} = $${i + 4}`);
@@ -174,12 +174,12 @@ export async function update(
     `UPDATE tasks
      SET ${sets.join(', ')}, version = version + 1,
          updated_at = date_trunc('milliseconds', clock_timestamp())
-     WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
+     WHERE id = $1 AND user_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3))
      RETURNING ${columns}`,
     params,
   );
   if (rows[0]) return toTask(rows[0]);
-  if (expectedVersion === undefined) return undefined;
+  if (expectedVersions === undefined) return undefined;
   const exists = await db.query(selectVersion, [id, userId]);
   return exists.rowCount === 1 ? 'stale' : undefined;
 }

@@ -4,18 +4,19 @@ import { z } from 'zod';
 import { currentUser, requireAuth } from '../auth/routes.ts';
 import type { Db } from '../db.ts';
 import { AppError, badRequest, notFound, preconditionFailed } from '../errors.ts';
-import { parse } from '../validation.ts';
+import { instant, parse } from '../validation.ts';
 import * as repo from './repository.ts';
 import {
   createTaskSchema,
   listQuerySchema,
   taskIdSchema,
   updateTaskSchema,
+  type NewTask,
   type Task,
 } from './schemas.ts';
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
-const cursorSchema = z.strictObject({ t: z.iso.datetime(), i: z.uuid() });
+const cursorSchema = z.strictObject({ t: instant(), i: z.uuid() });
 
 const etagOf = (task: Task): string => `"${task.version}"`;
 const locationOf = (task: Task): string => `/api/v1/tasks/${task.id}`;
@@ -51,20 +52,19 @@ function entityTags(header: string): string[] {
 }
 
 /**
- * The version an If-Match header asks for: undefined when there is no header or it is `*`
- * (matched by any existing task), 0 (matches nothing) when it names no version we could have.
+ * The versions an If-Match header accepts: undefined when there is no header or it is `*`
+ * (matched by any existing task); an empty list (matches nothing) when it names no version we
+ * could have. Strong comparison (RFC 9110 §13.1.1): weak tags never match.
  */
-function expectedVersion(req: Request): number | undefined {
+function expectedVersions(req: Request): number[] | undefined {
   const header = req.get('if-match');
   if (header === undefined) return undefined;
   const tags = entityTags(header);
   if (tags.includes('*')) return undefined;
-  // Strong comparison (RFC 9110 §13.1.1): weak tags never match.
-  for (const tag of tags) {
+  return tags.flatMap((tag) => {
     const match = /^"([1-9]\d{0,9})"$/.exec(tag);
-    if (match && Number(match[1]) <= 2_147_483_647) return Number(match[1]);
-  }
-  return 0;
+    return match && Number(match[1]) <= 2_147_483_647 ? [Number(match[1])] : [];
+  });
 }
 
 // Built once: zod 4 compiles an object schema on its first parse, so a schema built per request
@@ -75,9 +75,14 @@ function parseId(req: Request): string {
   return parse(idParamsSchema, req.params, 'path').id;
 }
 
-/** A stable hash of the validated body: the same request in another key order is the same. */
-function requestHash(body: Record<string, unknown>): Buffer {
-  const canonical = JSON.stringify(body, Object.keys(body).sort());
+/**
+ * A stable hash of the validated body: the same request in another key order, or with the same
+ * instant written another way (`…00Z`, `…00.000+00:00`), is the same request.
+ */
+function requestHash(body: NewTask): Buffer {
+  const normalised =
+    typeof body.dueAt === 'string' ? { ...body, dueAt: new Date(body.dueAt).toISOString() } : body;
+  const canonical = JSON.stringify(normalised, Object.keys(normalised).sort());
   return createHash('sha256').update(canonical).digest();
 }
 
@@ -166,7 +171,7 @@ export function tasksRouter(db: Db): Router {
   router.patch('/api/v1/tasks/:id', auth, async (req, res) => {
     const id = parseId(req);
     const patch = parse(updateTaskSchema, req.body, 'body');
-    const result = await repo.update(db, currentUser(req).id, id, patch, expectedVersion(req));
+    const result = await repo.update(db, currentUser(req).id, id, patch, expectedVersions(req));
     if (result === undefined) throw notFound('There is no task with this id.');
     if (result === 'stale') {
       throw preconditionFailed(

@@ -1,12 +1,9 @@
 import { z } from 'zod';
-import { text } from '../validation.ts';
+import { instant, text } from '../validation.ts';
 
 const title = text(1, 200);
 const notes = text(0, 10_000);
-const dueAt = z.iso
-  .datetime({ offset: true })
-  .nullable()
-  .describe('RFC 3339 date-time, or null for no due date');
+const dueAt = instant().nullable().describe('RFC 3339 date-time, or null for no due date');
 
 export const taskSchema = z
   .object({
