@@ -1,7 +1,11 @@
 /**
  * PostgreSQL refuses connections past `max_connections`, and every backend replica may hold a full
- * pool. The worst moment is a rollout at the autoscaler's ceiling: maxReplicas + maxSurge pods at once.
+ * pool, plus the one connection its readiness probe keeps apart from the pool (backend/src/db.ts).
+ * The worst moment is a rollout at the autoscaler's ceiling: maxReplicas + maxSurge pods at once.
  */
+
+/** Connections a replica holds beside its pool: the readiness probe's own. */
+export const PROBE_CONNECTIONS_PER_REPLICA = 1;
 
 export interface ConnectionBudget {
   readonly maxReplicas: number;
@@ -16,10 +20,12 @@ export interface ConnectionBudget {
 /** Returns an explanation when the budget is exceeded, undefined when it fits. */
 export function connectionBudgetProblem(budget: ConnectionBudget): string | undefined {
   const { maxReplicas, maxSurge, poolMax, reservedConnections, maxConnections } = budget;
-  const needed = (maxReplicas + maxSurge) * poolMax + reservedConnections;
+  const perReplica = poolMax + PROBE_CONNECTIONS_PER_REPLICA;
+  const needed = (maxReplicas + maxSurge) * perReplica + reservedConnections;
   if (needed < maxConnections) return undefined;
   return (
-    `connection budget exceeded: (maxReplicas ${maxReplicas} + maxSurge ${maxSurge}) x pool ${poolMax}` +
+    `connection budget exceeded: (maxReplicas ${maxReplicas} + maxSurge ${maxSurge})` +
+    ` x (pool ${poolMax} + probe ${PROBE_CONNECTIONS_PER_REPLICA})` +
     ` + reserve ${reservedConnections} = ${needed}, which is not below max_connections ${maxConnections}` +
     ` (${budget.maxConnectionsSource}). Lower the replicas, surge or pool size, or raise max_connections.`
   );

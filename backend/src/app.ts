@@ -6,7 +6,13 @@ import { pinoHttp } from 'pino-http';
 import { authRouter } from './auth/routes.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db.ts';
-import { AppError, problemHandler, routeNotFound } from './errors.ts';
+import {
+  AppError,
+  DatabaseUnavailableError,
+  payloadTooLarge,
+  problemHandler,
+  routeNotFound,
+} from './errors.ts';
 import { createReadiness, healthRouter, type Lifecycle } from './health.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -27,14 +33,6 @@ export interface AppDeps {
 // Accept a caller's request id only when it is short and harmless in logs and headers.
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 const bodyLimitBytes = 1024 * 1024;
-
-const payloadTooLarge = () =>
-  new AppError(
-    413,
-    'payload-too-large',
-    'Payload too large',
-    'The request body exceeds the limit of 1 MB.',
-  );
 
 /** Builds the Express app from its dependencies. It never listens: main.ts and tests do that. */
 export function createApp(deps: AppDeps): Express {
@@ -119,6 +117,11 @@ export function createApp(deps: AppDeps): Express {
   const openapi = JSON.stringify(buildOpenApiDocument(deps.version));
   app.get('/api/openapi.json', (_req, res) => {
     res.type('application/json').send(openapi);
+  });
+  app.use('/api/v1', (_req, _res, next) => {
+    // Until the schema is up to date, the API's tables may not exist: a 503 to retry, not a 500.
+    if (!lifecycle.migrated) throw new DatabaseUnavailableError('migrating');
+    next();
   });
   app.use(authRouter(db, config.auth));
   app.use(tasksRouter(db));

@@ -21,7 +21,7 @@ export interface Db extends Queryable {
    * work that changes session state: advisory locks, `SET statement_timeout`.
    */
   withSession<T>(fn: (session: Queryable) => Promise<T>): Promise<T>;
-  /** `SELECT 1`, failing after `timeoutMs`. */
+  /** `SELECT 1` on a connection of its own (not the request pool), failing after `timeoutMs`. */
   ping(timeoutMs: number): Promise<void>;
   poolStats(): { total: number; idle: number; waiting: number; max: number };
   end(): Promise<void>;
@@ -57,6 +57,8 @@ const unavailableCodes = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
 ]);
+// Wrong credentials or a missing database: a configuration error, not an outage to wait out.
+const configurationCodes = new Set(['28P01', '28000', '3D000']);
 const unavailableMessages = [
   'timeout exceeded when trying to connect',
   'Connection terminated',
@@ -81,21 +83,26 @@ export function classifyDbError(err: unknown): unknown {
 }
 
 export function createDb(options: DbOptions): Db {
-  const pool = new pg.Pool({
+  const settings = {
     connectionString: options.url,
-    max: options.poolMax,
     // pg waits forever for a connection by default; a request must fail fast instead.
     connectionTimeoutMillis: options.connectTimeoutMs,
     statement_timeout: options.statementTimeoutMs,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'tasks-backend',
-  });
+  };
+  const pool = new pg.Pool({ ...settings, max: options.poolMax });
+  // Readiness pings get a connection of their own: a pool busy with slow requests is a slow
+  // replica, not a dead one, and must not take every replica out of the load balancer at once.
+  const probePool = new pg.Pool({ ...settings, max: 1 });
   // An idle client whose server went away emits 'error' on the pool; without a listener that
   // would crash the process. The pool drops the client and the next checkout reconnects.
-  pool.on('error', (err) =>
-    options.logger.warn({ err: { message: err.message } }, 'idle database client failed'),
-  );
+  for (const p of [pool, probePool]) {
+    p.on('error', (err) =>
+      options.logger.warn({ err: { message: err.message } }, 'idle database client failed'),
+    );
+  }
 
   const timed = async <R extends Row>(
     run: () => Promise<pg.QueryResult<R>>,
@@ -122,6 +129,8 @@ export function createDb(options: DbOptions): Db {
     try {
       return await pool.connect();
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && configurationCodes.has(code)) throw err;
       const classified = classifyDbError(err);
       throw classified instanceof DatabaseUnavailableError
         ? classified
@@ -169,7 +178,7 @@ export function createDb(options: DbOptions): Db {
         timer = setTimeout(() => reject(new DatabaseUnavailableError('timeout')), timeoutMs);
       });
       try {
-        await Promise.race([timed(() => pool.query('SELECT 1')), timeout]);
+        await Promise.race([probePool.query('SELECT 1'), timeout]);
       } finally {
         clearTimeout(timer);
       }
@@ -182,6 +191,8 @@ export function createDb(options: DbOptions): Db {
       max: options.poolMax,
     }),
 
-    end: () => pool.end(),
+    async end() {
+      await Promise.all([pool.end(), probePool.end()]);
+    },
   };
 }

@@ -38,20 +38,29 @@ export const unauthorized = (detail: string) =>
     headers: { 'WWW-Authenticate': 'Bearer realm="api"' },
   });
 export const notFound = (detail: string) => new AppError(404, 'not-found', 'Not found', detail);
+export const payloadTooLarge = () =>
+  new AppError(
+    413,
+    'payload-too-large',
+    'Payload too large',
+    'The request body exceeds the limit of 1 MB.',
+  );
 export const conflict = (detail: string) => new AppError(409, 'conflict', 'Conflict', detail);
 export const preconditionFailed = (detail: string) =>
   new AppError(412, 'precondition-failed', 'Precondition failed', detail);
 
 /** Thrown by the db module when PostgreSQL cannot be reached or does not answer in time. */
 export class DatabaseUnavailableError extends AppError {
-  constructor(reason: 'unreachable' | 'timeout', options?: { cause?: unknown }) {
+  constructor(reason: 'unreachable' | 'timeout' | 'migrating', options?: { cause?: unknown }) {
     super(
       503,
       reason === 'timeout' ? 'database-timeout' : 'database-unavailable',
       'Service temporarily unavailable',
-      reason === 'timeout'
-        ? 'The database did not answer in time. Retry later.'
-        : 'The database is not reachable. Retry later.',
+      {
+        timeout: 'The database did not answer in time. Retry later.',
+        unreachable: 'The database is not reachable. Retry later.',
+        migrating: 'The database schema is being brought up to date. Retry shortly.',
+      }[reason],
       { headers: { 'Retry-After': '1' } },
     );
     if (options?.cause) this.cause = options.cause;
@@ -92,43 +101,33 @@ interface HttpLikeError {
   expose?: unknown;
 }
 
-const bodyParserProblems: Record<string, [number, string, string, string]> = {
-  'entity.too.large': [
-    413,
-    'payload-too-large',
-    'Payload too large',
-    'The request body exceeds the limit of 1 MB.',
-  ],
-  'entity.parse.failed': [
-    400,
-    'malformed-json',
-    'Malformed JSON',
-    'The request body is not valid JSON.',
-  ],
-  'encoding.unsupported': [
-    415,
-    'unsupported-encoding',
-    'Unsupported content encoding',
-    'The request body uses an unsupported Content-Encoding.',
-  ],
-  'charset.unsupported': [
-    415,
-    'unsupported-charset',
-    'Unsupported charset',
-    'The request body must be UTF-8 JSON.',
-  ],
-  'request.aborted': [
-    400,
-    'request-aborted',
-    'Request aborted',
-    'The client aborted the request body.',
-  ],
-  'request.size.invalid': [
-    400,
-    'bad-request',
-    'Bad request',
-    'The request body length does not match Content-Length.',
-  ],
+const bodyParserProblems: Record<string, () => AppError> = {
+  'entity.too.large': payloadTooLarge,
+  'entity.parse.failed': () =>
+    new AppError(400, 'malformed-json', 'Malformed JSON', 'The request body is not valid JSON.'),
+  'encoding.unsupported': () =>
+    new AppError(
+      415,
+      'unsupported-encoding',
+      'Unsupported content encoding',
+      'The request body uses an unsupported Content-Encoding.',
+    ),
+  'charset.unsupported': () =>
+    new AppError(
+      415,
+      'unsupported-charset',
+      'Unsupported charset',
+      'The request body must be UTF-8 JSON.',
+    ),
+  'request.aborted': () =>
+    new AppError(400, 'request-aborted', 'Request aborted', 'The client aborted the request body.'),
+  'request.size.invalid': () =>
+    new AppError(
+      400,
+      'bad-request',
+      'Bad request',
+      'The request body length does not match Content-Length.',
+    ),
 };
 
 export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
@@ -147,7 +146,22 @@ export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _nex
   const httpErr = (typeof err === 'object' && err !== null ? err : {}) as HttpLikeError;
   const known = typeof httpErr.type === 'string' ? bodyParserProblems[httpErr.type] : undefined;
   if (known) {
-    sendProblem(res, ...known);
+    const problem = known();
+    sendProblem(res, problem.status, problem.code, problem.title, problem.detail);
+    return;
+  }
+  // Backstop: a PostgreSQL data exception (class 22: a value out of range, an invalid date) can
+  // only come from a value the client sent that validation let through. It is their 400, not our 500.
+  const sqlState = (err as { code?: unknown } | null)?.code;
+  if (typeof sqlState === 'string' && sqlState.startsWith('22')) {
+    req.log.warn({ code: sqlState }, 'database refused a value that passed validation');
+    sendProblem(
+      res,
+      400,
+      'invalid-value',
+      'Invalid value',
+      'A value in the request is out of range.',
+    );
     return;
   }
   const status = Number(httpErr.status ?? httpErr.statusCode);

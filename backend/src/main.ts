@@ -8,6 +8,7 @@ import type { Lifecycle } from './health.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { migrate, pendingMigrations } from './migrate.ts';
+import { scheduleHousekeeping } from './housekeeping.ts';
 import { createHttpServer, createMetricsServer, drain, listen } from './server.ts';
 
 /** The process: config → database → listen → migrate → ready; signals → graceful shutdown. */
@@ -46,7 +47,11 @@ async function prepareSchema(
       logger.warn({ pending }, 'waiting for migrations to be applied (MIGRATE_ON_START=false)');
     } catch (err) {
       if (!(err instanceof DatabaseUnavailableError)) throw err;
-      logger.warn({ attempt }, 'database unavailable while preparing the schema; retrying');
+      const cause = err.cause as { message?: string; code?: string } | undefined;
+      logger.warn(
+        { attempt, reason: cause?.message ?? err.detail, code: cause?.code },
+        'database unavailable while preparing the schema; retrying',
+      );
     }
     await sleep(Math.min(5000, 250 * attempt));
   }
@@ -110,6 +115,7 @@ async function main(): Promise<void> {
   if (config.enableTestRoutes) logger.warn('ENABLE_TEST_ROUTES is on: /api/_test/* is reachable');
 
   let stopping = false;
+  let stopHousekeeping = (): void => undefined;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
@@ -117,6 +123,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     lifecycle.shuttingDown = true;
+    stopHousekeeping();
     const { delayMs, timeoutMs } = config.shutdown;
     logger.info({ signal, delayMs, timeoutMs }, 'shutdown started: readiness is now 503');
     // Keep serving while load balancers notice we are not ready and stop sending traffic.
@@ -136,7 +143,10 @@ async function main(): Promise<void> {
 
   const started = performance.now();
   await prepareSchema(db, config, logger, lifecycle);
-  if (lifecycle.migrated) logger.info({ ms: Math.round(performance.now() - started) }, 'ready');
+  if (lifecycle.migrated) {
+    logger.info({ ms: Math.round(performance.now() - started) }, 'ready');
+    stopHousekeeping = scheduleHousekeeping(db, logger);
+  }
 }
 
 main().catch((err: unknown) => {

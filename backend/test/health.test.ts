@@ -42,6 +42,12 @@ describe('health', () => {
       const res = await client.get('/api/health/ready');
       expect(res.status).toBe(503);
       expect(res.body.migrations).toBe('pending');
+      // The API answers a 503 to retry, not a 500 from a table that does not exist yet.
+      const login = await client.post('/api/v1/auth/login', {
+        body: { email: 'a@example.com', password: 'long enough password' },
+      });
+      expect(login.status).toBe(503);
+      expect(login.headers.get('retry-after')).toBe('1');
     } finally {
       app.lifecycle.migrated = true;
     }
@@ -97,6 +103,27 @@ describe('health', () => {
       expect((await client.get('/api/health/live')).status).toBe(200);
     } finally {
       app.lifecycle.shuttingDown = false;
+    }
+  });
+});
+
+describe('readiness under load', () => {
+  it('when every pool connection is busy with slow queries, then readiness still answers 200 (a busy replica is not a dead one)', async () => {
+    const busy = await startTestApp({
+      DATABASE_URL: pg.url,
+      DATABASE_POOL_MAX: '2',
+      ENABLE_TEST_ROUTES: 'true',
+    });
+    try {
+      const busyClient = api(busy.baseUrl);
+      const slow = [1, 2, 3].map(() => fetch(`${busy.baseUrl}/api/_test/slow-query?ms=1500`));
+      await waitFor(() => Promise.resolve(busy.db.poolStats().waiting > 0), 2000);
+      const ready = await busyClient.get('/api/health/ready');
+      expect(ready.status).toBe(200);
+      expect(busy.db.poolStats().idle).toBe(0);
+      await Promise.all(slow);
+    } finally {
+      await busy.close();
     }
   });
 });

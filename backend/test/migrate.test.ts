@@ -141,3 +141,14 @@ describe('migrations', () => {
     expect(result.stderr).toMatch(/Migration 0001_\S+\.sql was edited after it was applied/);
   });
 });
+
+describe('start-up against a misconfigured database', () => {
+  it('when the password is wrong, then the process exits 1 saying so, instead of retrying as if the database were down', async () => {
+    const url = new URL(await createTestDatabase());
+    url.password = 'wrong-password';
+    const result = await startServer(url.toString());
+    expect(result.ready).toBe(false);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/password authentication failed/);
+  });
+});

@@ -3,7 +3,7 @@ import type { EnvironmentSettings } from '../environment.ts';
 /**
  * Production with its own PostgreSQL StatefulSet, autoscaled backend, an Ingress and a ServiceMonitor
  * for kube-prometheus-stack.
- * Budget: (maxReplicas 8 + maxSurge 1) x pool 10 + reserve 10 = 100 < max_connections 150.
+ * Budget: (maxReplicas 8 + maxSurge 1) x (pool 10 + probe 1) + reserve 10 = 109 < max_connections 150.
  */
 export const production: EnvironmentSettings = {
   name: 'production',

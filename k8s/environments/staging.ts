@@ -3,7 +3,7 @@ import type { EnvironmentSettings } from '../environment.ts';
 /**
  * Staging on a managed PostgreSQL (external-database mode): no StatefulSet, and backend egress is
  * limited to the database's private address. The Secret then holds only DATABASE_URL.
- * Budget: (maxReplicas 4 + maxSurge 1) x pool 10 + reserve 10 = 60 < max_connections 100.
+ * Budget: (maxReplicas 4 + maxSurge 1) x (pool 10 + probe 1) + reserve 10 = 65 < max_connections 100.
  */
 export const staging: EnvironmentSettings = {
   name: 'staging',

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { connectionBudgetProblem, maxConnectionsFromStatefulSet } from '../connection-budget.ts';
+import {
+  connectionBudgetProblem,
+  maxConnectionsFromStatefulSet,
+  PROBE_CONNECTIONS_PER_REPLICA,
+} from '../connection-budget.ts';
 import { EnvironmentError, type EnvironmentSettings } from '../environment.ts';
 import { production } from '../environments/production.ts';
 import { staging } from '../environments/staging.ts';
 import { find, synthesize, synthesizedEnvironments } from './support/manifests.ts';
 
-describe('connection budget: (maxReplicas + maxSurge) x pool + reserve < max_connections', () => {
+describe('connection budget: (maxReplicas + maxSurge) x (pool + probe) + reserve < max_connections', () => {
   it.each(synthesizedEnvironments)(
     '$env.name fits, with max_connections read from what was synthesized',
     ({ env, objects }) => {
@@ -16,9 +20,10 @@ describe('connection budget: (maxReplicas + maxSurge) x pool + reserve < max_con
       expect(maxConnections).toBe(env.database.maxConnections);
       const peak =
         (env.backend.autoscaling?.maxReplicas ?? env.backend.replicas) + env.backend.maxSurge;
-      const needed = peak * env.backend.poolMax + env.database.reservedConnections;
+      const perPod = env.backend.poolMax + PROBE_CONNECTIONS_PER_REPLICA;
+      const needed = peak * perPod + env.database.reservedConnections;
       console.log(
-        `${env.name}: ${peak} pods x pool ${env.backend.poolMax} + reserve ${env.database.reservedConnections} = ${needed} < max_connections ${maxConnections ?? '?'}`,
+        `${env.name}: ${peak} pods x (pool ${env.backend.poolMax} + probe ${PROBE_CONNECTIONS_PER_REPLICA}) + reserve ${env.database.reservedConnections} = ${needed} < max_connections ${maxConnections ?? '?'}`,
       );
       expect(needed).toBeLessThan(maxConnections ?? 0);
     },
@@ -30,7 +35,7 @@ describe('connection budget: (maxReplicas + maxSurge) x pool + reserve < max_con
       backend: { ...production.backend, poolMax: 20 },
     };
     expect(() => synthesize(greedy)).toThrow(
-      'environment "production": connection budget exceeded: (maxReplicas 8 + maxSurge 1) x pool 20 + reserve 10 = 190, which is not below max_connections 150 (from the StatefulSet args). Lower the replicas, surge or pool size, or raise max_connections.',
+      'environment "production": connection budget exceeded: (maxReplicas 8 + maxSurge 1) x (pool 20 + probe 1) + reserve 10 = 199, which is not below max_connections 150 (from the StatefulSet args). Lower the replicas, surge or pool size, or raise max_connections.',
     );
   });
 
@@ -45,17 +50,17 @@ describe('connection budget: (maxReplicas + maxSurge) x pool + reserve < max_con
       } as EnvironmentSettings['database'],
     };
     expect(() => synthesize(small)).toThrow(
-      /= 100, which is not below max_connections 90 \(from the StatefulSet args\)/,
+      /= 109, which is not below max_connections 90 \(from the StatefulSet args\)/,
     );
   });
 
   it('when an external database allows too few connections, then synth throws', () => {
     const tight: EnvironmentSettings = {
       ...staging,
-      database: { mode: 'external', cidr: '10.20.0.15/32', maxConnections: 60 },
+      database: { mode: 'external', cidr: '10.20.0.15/32', maxConnections: 65 },
     };
     expect(() => synthesize(tight)).toThrow(
-      /= 60, which is not below max_connections 60 \(as declared for the external database\)/,
+      /= 65, which is not below max_connections 65 \(as declared for the external database\)/,
     );
   });
 
@@ -67,10 +72,11 @@ describe('connection budget: (maxReplicas + maxSurge) x pool + reserve < max_con
       reservedConnections: 10,
       maxConnectionsSource: 'test',
     };
-    expect(connectionBudgetProblem({ ...base, maxConnections: 60 })).toMatch(
-      /not below max_connections 60/,
+    // (4 + 1) x (10 + 1) + 10 = 65
+    expect(connectionBudgetProblem({ ...base, maxConnections: 65 })).toMatch(
+      /= 65, which is not below max_connections 65/,
     );
-    expect(connectionBudgetProblem({ ...base, maxConnections: 61 })).toBeUndefined();
+    expect(connectionBudgetProblem({ ...base, maxConnections: 66 })).toBeUndefined();
   });
 
   it('max_connections is read from args in both "-c k=v" and "-ck=v" forms', () => {
