@@ -172,4 +172,23 @@ describe('rate limiting', () => {
       await limited.close();
     }
   });
+
+  it('when one email is tried from many addresses, then the per-email limit stops it', async () => {
+    const limited = await startTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3', TRUST_PROXY: 'true' });
+    const limitedClient = api(limited.baseUrl);
+    try {
+      const email = unique();
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await limitedClient.post('/api/v1/auth/login', {
+          body: { email, password: 'not the password' },
+          headers: { 'x-forwarded-for': `203.0.113.${i + 1}` },
+        });
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
 });
