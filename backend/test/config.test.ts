@@ -59,9 +59,19 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(3000);
   });
 
-  it('lists every key it reads', () => {
-    expect(configKeys).toContain('DATABASE_URL');
-    expect(configKeys).toContain('SHUTDOWN_TIMEOUT_MS');
+  it.each(['yes', '10.0.0.0/33', '1.2.3.4/8/9', 'loopback,not-an-address'])(
+    'when TRUST_PROXY is %s, then it is refused at start-up, by name',
+    (value) => {
+      expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY must be/);
+    },
+  );
+
+  it.each([
+    ['true', true],
+    ['2', 2],
+    ['loopback, 10.0.0.0/8, ::1', 'loopback, 10.0.0.0/8, ::1'],
+  ])('when TRUST_PROXY is %s, then Express gets %s', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
   });
 
   it('when the real process starts in production without DATABASE_URL, then it exits 1 with one line', async () => {
