@@ -71,6 +71,8 @@ describe('metrics', () => {
     expect(text).toMatch(/^db_pool_max_connections 10$/m);
     expect(text).toMatch(/^app_info\{version="test",node_version="v\d+/m);
     expect(text).toContain('# TYPE db_query_duration_seconds histogram');
+    const queries = /^db_query_duration_seconds_count\{outcome="ok"\} (\d+)$/m.exec(text);
+    expect(Number(queries?.[1])).toBeGreaterThan(0);
   });
 
   it('includes the default process and Node metrics when enabled', async () => {

@@ -1,17 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { createDb, type Db } from '../../src/db.ts';
+import { createDb, type Db, type DbOptions } from '../../src/db.ts';
 import { createLogger } from '../../src/logger.ts';
 
 export const silentLogger = createLogger('silent');
 
 export function connect(
   url: string,
-  overrides: Partial<{
-    poolMax: number;
-    connectTimeoutMs: number;
-    statementTimeoutMs: number;
-  }> = {},
+  overrides: Partial<Omit<DbOptions, 'url' | 'logger'>> = {},
 ): Db {
   return createDb({
     url,

@@ -35,7 +35,11 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     DATABASE_URL: databaseUrl,
   });
   const metrics = createMetrics({ version: 'test', collectDefaults: false });
-  const db = connect(databaseUrl, config.database);
+  const db = connect(databaseUrl, {
+    ...config.database,
+    onQuery: (seconds, ok) =>
+      metrics.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+  });
   metrics.observePool(() => db.poolStats());
   await migrate(db, silentLogger);
   const lifecycle: Lifecycle = { migrated: true, shuttingDown: false };
