@@ -10,6 +10,7 @@ export default tseslint.config(
       'coverage/',
       '.data/',
       'bench/results/',
+      '.tmp/',
     ],
   },
   js.configs.recommended,

@@ -14,7 +14,7 @@ import { formatSummary, summariseProfileFile } from './profile-summary.ts';
 
 /**
  * `npm run bench`: the backend against its baselines, side by side in one run.
- * See bench/README-section.md for what each column means and a recorded run.
+ * See README.md (Performance and resilience) for what each column means and a recorded run.
  */
 
 const usage = `usage: npm run bench -- [options]

@@ -8,7 +8,7 @@ import type { Logger } from './logger.ts';
 /**
  * A small migration runner rather than node-pg-migrate: our migrations are plain SQL files, and
  * what we need on top (one advisory lock across replicas, a checksum that refuses edited files)
- * is forty lines, with no extra runtime dependency in the image.
+ * is a page of code, with no extra runtime dependency in the image.
  */
 
 /** The folder beside `src/` (and beside `dist/` once compiled). */
