@@ -58,8 +58,13 @@ export function createApp(deps: AppDeps): Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      // 503 is the database being away (an outage alerts on its own), 500 is our bug.
+      customLogLevel: (_req, res) =>
+        res.statusCode >= 500 && res.statusCode !== 503
+          ? 'error'
+          : res.statusCode >= 400
+            ? 'warn'
+            : 'info',
       // Probes and scrapes every few seconds would drown the log; they still get metrics.
       autoLogging: { ignore: (req) => req.url?.startsWith('/api/health') === true },
       serializers: {

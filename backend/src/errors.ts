@@ -138,7 +138,8 @@ export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _nex
     return;
   }
   if (err instanceof AppError) {
-    if (err.status >= 500) req.log.warn({ code: err.code, err: err.cause ?? err }, err.detail);
+    // The request's own log line (pino-http) carries the cause: one line per request, not two.
+    if (err.status >= 500) res.err = (err.cause as Error | undefined) ?? err;
     for (const [name, value] of Object.entries(err.extra.headers ?? {})) res.setHeader(name, value);
     sendProblem(res, err.status, err.code, err.title, err.detail, err.extra.errors);
     return;
@@ -170,7 +171,7 @@ export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _nex
     sendProblem(res, status, 'bad-request', 'Bad request', 'The request could not be understood.');
     return;
   }
-  // Anything else is our bug: log it with its stack, tell the client nothing about it.
-  req.log.error({ err }, 'unhandled error');
+  // Anything else is our bug: the request's log line gets it with its stack; the client, nothing.
+  res.err = err as Error;
   sendProblem(res, 500, 'internal', 'Internal server error', 'An unexpected error occurred.');
 };
