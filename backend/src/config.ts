@@ -22,7 +22,7 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 // 0 asks the OS for a free port (tests).
 const port = int(0, 65535);
 
-export const envSchema = z.object({
+const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: port.default(3000),

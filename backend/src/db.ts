@@ -68,7 +68,7 @@ const unavailableMessages = [
 ];
 
 /** Maps driver errors that mean unavailability to DatabaseUnavailableError; returns others as-is. */
-export function classifyDbError(err: unknown): unknown {
+function classifyDbError(err: unknown): unknown {
   if (err instanceof DatabaseUnavailableError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (code === '57014') return new DatabaseUnavailableError('timeout', { cause: err }); // statement_timeout

@@ -12,7 +12,7 @@ export interface FieldProblem {
   readonly reason: string;
 }
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 const problemTypeBase = 'urn:tasks-backend:problem:';
 
 export class AppError extends Error {
@@ -67,7 +67,7 @@ export class DatabaseUnavailableError extends AppError {
   }
 }
 
-export function sendProblem(
+function sendProblem(
   res: Response,
   status: number,
   code: string,

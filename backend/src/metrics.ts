@@ -7,7 +7,7 @@ import client from 'prom-client';
  * dashboard refer to them, and a test checks they still exist.
  */
 
-export const UNMATCHED_ROUTE = '<unmatched>';
+const UNMATCHED_ROUTE = '<unmatched>';
 
 export interface Metrics {
   readonly registry: client.Registry;

@@ -29,7 +29,7 @@ interface Migration {
   checksum: string;
 }
 
-export async function loadMigrations(dir = migrationsDir): Promise<Migration[]> {
+async function loadMigrations(dir = migrationsDir): Promise<Migration[]> {
   const names = (await readdir(dir)).filter((name) => filePattern.test(name)).sort();
   const migrations: Migration[] = [];
   for (const name of names) {

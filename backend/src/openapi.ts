@@ -18,7 +18,7 @@ import {
  * responses, so the contract cannot drift from the code. Served at GET /api/openapi.json.
  */
 
-export const problemSchema = z
+const problemSchema = z
   .object({
     type: z.string().describe('A URI that identifies the problem type; switch on this'),
     title: z.string(),
@@ -37,7 +37,7 @@ export const problemSchema = z
   })
   .meta({ id: 'Problem' });
 
-export const healthSchema = z
+const healthSchema = z
   .object({
     status: z.enum(['ok', 'unavailable']),
     database: z.enum(['ok', 'unavailable']).optional(),

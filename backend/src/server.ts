@@ -7,8 +7,8 @@ import type { Metrics } from './metrics.ts';
  * Node's defaults close keep-alive sockets after 5 s, below the idle timeout of common load
  * balancers (60 s), which then reuse a socket we just closed and answer 502. Stay above them.
  */
-export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
-export const HEADERS_TIMEOUT_MS = 66_000;
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const HEADERS_TIMEOUT_MS = 66_000;
 
 export function createHttpServer(handler: RequestListener): http.Server {
   const server = http.createServer(handler);
