@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configKeys, loadConfig } from '../src/config.ts';
-import { serverCommand } from './support/process.ts';
+import { backendEntry } from './support/processes.ts';
 
 const run = promisify(execFile);
 
@@ -75,7 +75,7 @@ describe('configuration', () => {
   });
 
   it('when the real process starts in production without DATABASE_URL, then it exits 1 with one line', async () => {
-    const result = await run(serverCommand.command, serverCommand.args, {
+    const result = await run(process.execPath, [...backendEntry.source], {
       env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: '', PORT: '0' },
     }).then(
       () => ({ code: 0, stderr: '' }),

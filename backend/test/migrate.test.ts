@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationError, migrate, migrationsDir, pendingMigrations } from '../src/migrate.ts';
 import { connect, createTestDatabase, silentLogger } from './support/database.ts';
-import { serverCommand } from './support/process.ts';
+import { backendEntry } from './support/processes.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -29,7 +29,7 @@ interface Started {
 /** Starts the real server process and stops it (SIGTERM) once it logged "ready" or exited. */
 function startServer(databaseUrl: string): Promise<Started> {
   return new Promise((resolve, reject) => {
-    const child = spawn(serverCommand.command, serverCommand.args, {
+    const child = spawn(process.execPath, [...backendEntry.source], {
       env: {
         ...process.env,
         NODE_ENV: 'test',

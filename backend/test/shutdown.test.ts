@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './support/database.ts';
 import { freePort } from './support/ports.ts';
-import { serverCommand } from './support/process.ts';
+import { backendEntry } from './support/processes.ts';
 
 let child: ChildProcess;
 let baseUrl: string;
@@ -12,7 +12,7 @@ let exited: Promise<number | null>;
 beforeAll(async () => {
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
-  child = spawn(serverCommand.command, serverCommand.args, {
+  child = spawn(process.execPath, [...backendEntry.source], {
     env: {
       ...process.env,
       NODE_ENV: 'test',

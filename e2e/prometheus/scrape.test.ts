@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../backend/test/support/ports.ts';
 import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
-import { serverCommand } from '../../backend/test/support/process.ts';
+import { backendEntry } from '../../backend/test/support/processes.ts';
 import { alertNames } from '../../monitoring/alerts.ts';
 import { metricUsage } from '../../monitoring/metric-usage.ts';
 import {
@@ -136,7 +136,7 @@ beforeAll(async () => {
   const apiPort = await freePort();
   metricsPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
-  backend = start('backend', serverCommand.command, serverCommand.args, {
+  backend = start('backend', process.execPath, [...backendEntry.source], {
     cwd: root,
     logFile: join(dir, 'backend.log'),
     env: {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freePort } from '../../../backend/test/support/ports.ts';
-import { serverCommand } from '../../../backend/test/support/process.ts';
+import { backendEntry } from '../../../backend/test/support/processes.ts';
 
 /** A backend process this test started; only it is ever signalled (by its PID). */
 export interface Backend {
@@ -85,7 +85,7 @@ export async function scrapeGauges(metricsUrl: string): Promise<PoolGauges> {
 export async function startBackend(name: string, env: Record<string, string>): Promise<Backend> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(serverCommand.command, serverCommand.args, {
+  const child = spawn(process.execPath, [...backendEntry.source], {
     env: {
       ...process.env,
       NODE_ENV: 'test',
