@@ -21,7 +21,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
-ENV NODE_ENV=production
+# What this build calls itself (health answers, app_info): `--build-arg APP_VERSION=$(git describe)`.
+# Empty means package.json's version.
+ARG APP_VERSION=
+ENV NODE_ENV=production APP_VERSION=${APP_VERSION}
 WORKDIR /app
 # Everything stays owned by root and read-only to the app's user: it can change neither its code
 # nor its dependencies, even where the root file system is writable.

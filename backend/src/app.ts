@@ -118,7 +118,7 @@ export function createApp(deps: AppDeps): Express {
   const readiness = createReadiness(db, lifecycle, {
     timeoutMs: Math.min(1000, config.database.connectTimeoutMs),
   });
-  app.use(healthRouter(readiness));
+  app.use(healthRouter(readiness, deps.version));
   const openapi = JSON.stringify(buildOpenApiDocument(deps.version));
   app.get('/api/openapi.json', (_req, res) => {
     res.type('application/json').send(openapi);

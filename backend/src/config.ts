@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -21,6 +22,10 @@ const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 // 0 asks the OS for a free port (tests).
 const port = int(0, 65535);
+const databaseUrl = z.url({
+  protocol: /^postgres(ql)?$/,
+  error: 'must be a postgres:// or postgresql:// URL',
+});
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -37,9 +42,10 @@ const envSchema = z.object({
     )
     .default('false'),
 
-  DATABASE_URL: z
-    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
-    .optional(),
+  DATABASE_URL: databaseUrl.optional(),
+  // The `_FILE` convention of the official images: the secret comes from a mounted file
+  // (a Kubernetes Secret volume, a Compose secret), never from the environment.
+  DATABASE_URL_FILE: z.string().min(1).optional(),
   DATABASE_POOL_MAX: int(1, 1000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(2000),
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
@@ -54,6 +60,11 @@ const envSchema = z.object({
   AUTH_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
 
   ENABLE_TEST_ROUTES: bool.default(false),
+  /** Set by the image build (`--build-arg APP_VERSION=…`); defaults to package.json's version. */
+  APP_VERSION: z
+    .string()
+    .regex(/^[\w.+-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes, pluses or underscores')
+    .optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -82,6 +93,8 @@ export interface Config {
   readonly shutdown: { readonly delayMs: number; readonly timeoutMs: number };
   readonly auth: { readonly tokenTtlSeconds: number; readonly rateLimitPerMinute: number };
   readonly enableTestRoutes: boolean;
+  /** What this build calls itself: health answers and app_info carry it. */
+  readonly version: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -108,10 +121,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const problems = parsed.success
     ? []
     : parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
-  // Checked outside the schema so it is reported together with every other problem.
-  if (raw['NODE_ENV'] === 'production' && raw['DATABASE_URL'] === undefined) {
+  // Checked outside the schema so they are reported together with every other problem.
+  const url = resolveDatabaseUrl(raw['DATABASE_URL'], raw['DATABASE_URL_FILE'], problems);
+  if (raw['NODE_ENV'] === 'production' && url === undefined && !raw['DATABASE_URL_FILE']) {
     problems.push(
-      'DATABASE_URL is required when NODE_ENV=production (the embedded database is for development only)',
+      'DATABASE_URL (or DATABASE_URL_FILE) is required when NODE_ENV=production (the embedded database is for development only)',
     );
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
@@ -125,7 +139,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     database: {
-      url: env.DATABASE_URL,
+      url,
       poolMax: env.DATABASE_POOL_MAX,
       connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
@@ -143,8 +157,38 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
     },
     enableTestRoutes: env.ENABLE_TEST_ROUTES,
+    version: env.APP_VERSION,
   };
   return deepFreeze(config);
+}
+
+/**
+ * DATABASE_URL, or the contents of DATABASE_URL_FILE (one of them, not both). The file's problems
+ * are named without its contents, which are a secret.
+ */
+function resolveDatabaseUrl(
+  value: string | undefined,
+  file: string | undefined,
+  problems: string[],
+): string | undefined {
+  if (file === undefined) return value;
+  if (value !== undefined) {
+    problems.push('DATABASE_URL and DATABASE_URL_FILE are both set: use one');
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'unreadable';
+    problems.push(`DATABASE_URL_FILE ${file} cannot be read (${code})`);
+    return undefined;
+  }
+  if (!databaseUrl.safeParse(text).success) {
+    problems.push(`DATABASE_URL_FILE ${file} does not hold a postgres:// or postgresql:// URL`);
+    return undefined;
+  }
+  return text;
 }
 
 function deepFreeze<T extends object>(value: T): T {

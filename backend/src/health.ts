@@ -62,7 +62,8 @@ export function createReadiness(
   };
 }
 
-export function healthRouter(readiness: () => Promise<ReadinessResult>): Router {
+/** Every answer names the version, so a rollout (or a load balancer) shows which build served it. */
+export function healthRouter(readiness: () => Promise<ReadinessResult>, version: string): Router {
   const router = Router();
   const answerReady = async (res: Response): Promise<void> => {
     const result = await readiness();
@@ -70,11 +71,11 @@ export function healthRouter(readiness: () => Promise<ReadinessResult>): Router 
     res.setHeader('Cache-Control', 'no-store');
     res
       .status(result.ready ? 200 : 503)
-      .json({ status: result.ready ? 'ok' : 'unavailable', ...result.checks });
+      .json({ status: result.ready ? 'ok' : 'unavailable', version, ...result.checks });
   };
   router.get('/api/health/live', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version });
   });
   router.get('/api/health/ready', (_req, res) => answerReady(res));
   router.get('/api/health', (_req, res) => answerReady(res));

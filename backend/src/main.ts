@@ -13,7 +13,7 @@ import { createHttpServer, createMetricsServer, drain, listen } from './server.t
 
 /** The process: config → database → listen → migrate → ready; signals → graceful shutdown. */
 
-const version = (
+const packageVersion = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   }
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  const version = config.version ?? packageVersion;
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled promise rejection');
     process.exit(1);

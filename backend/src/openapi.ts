@@ -40,6 +40,7 @@ const problemSchema = z
 const healthSchema = z
   .object({
     status: z.enum(['ok', 'unavailable']),
+    version: z.string().describe('The build that answered (APP_VERSION)'),
     database: z.enum(['ok', 'unavailable']).optional(),
     migrations: z.enum(['ok', 'pending']).optional(),
     shutdown: z.enum(['no', 'in progress']).optional(),

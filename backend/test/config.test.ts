@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configKeys, loadConfig } from '../src/config.ts';
@@ -55,6 +57,46 @@ describe('configuration', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x/y' })).toThrow(/DATABASE_URL/);
   });
 
+  describe('DATABASE_URL_FILE', () => {
+    const withFile = async (contents: string, body: (file: string) => void) => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'config-test-'));
+      try {
+        const file = path.join(dir, 'database-url');
+        await writeFile(file, contents);
+        body(file);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+
+    it('when it names a file holding a URL, then that URL is used (trailing newline and all)', () =>
+      withFile('postgres://u:secret@db:5432/app\n', (file) => {
+        const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL_FILE: file });
+        expect(config.database.url).toBe('postgres://u:secret@db:5432/app');
+      }));
+
+    it('when the file holds something else, then it is named and its contents are not', () =>
+      withFile('mysql://u:secret@db/app', (file) => {
+        expect(() => loadConfig({ DATABASE_URL_FILE: file })).toThrow(
+          expect.objectContaining({
+            message: expect.not.stringContaining('secret') as unknown,
+            problems: [
+              `DATABASE_URL_FILE ${file} does not hold a postgres:// or postgresql:// URL`,
+            ],
+          }),
+        );
+      }));
+
+    it('when the file is missing, or DATABASE_URL is set too, then each is a problem', () => {
+      expect(() => loadConfig({ DATABASE_URL_FILE: '/nonexistent/url' })).toThrow(
+        /DATABASE_URL_FILE \/nonexistent\/url cannot be read \(ENOENT\)/,
+      );
+      expect(() =>
+        loadConfig({ DATABASE_URL: 'postgres://a@b/c', DATABASE_URL_FILE: '/nonexistent/url' }),
+      ).toThrow(/both set/);
+    });
+  });
+
   it('when a value is empty, then it counts as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(3000);
   });
@@ -84,7 +126,9 @@ describe('configuration', () => {
     expect(result.code).toBe(1);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/DATABASE_URL is required when NODE_ENV=production/);
+    expect(lines[0]).toMatch(
+      /DATABASE_URL \(or DATABASE_URL_FILE\) is required when NODE_ENV=production/,
+    );
   });
 });
 

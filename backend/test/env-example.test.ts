@@ -34,6 +34,10 @@ const COMPOSE_ONLY: Record<string, string> = {
 };
 /** Settings that only matter without DATABASE_URL, which compose always sets. */
 const DEVELOPMENT_ONLY = ['EMBEDDED_PG_DATA_DIR', 'EMBEDDED_PG_PORT'];
+/** Baked into the image by its build (`--build-arg APP_VERSION`), never set by compose. */
+const IMAGE_PROVIDED = ['APP_VERSION'];
+/** Alternatives: the backend service sets one of each group. */
+const ONE_OF = [['DATABASE_URL', 'DATABASE_URL_FILE']];
 /** Read by node itself, not by config.ts. */
 const NODE_RUNTIME = ['NODE_OPTIONS'];
 const SECRETS = ['POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD'];
@@ -110,10 +114,24 @@ describe('.env.example, config.ts and docker-compose.yml', () => {
   });
 
   it('when config.ts reads a setting, then the backend service sets it, unless it is development-only', () => {
+    const alternatives = ONE_OF.flat();
     const missing = configKeys.filter(
-      (key) => !DEVELOPMENT_ONLY.includes(key) && !backendEnvironment.has(key),
+      (key) =>
+        !DEVELOPMENT_ONLY.includes(key) &&
+        !IMAGE_PROVIDED.includes(key) &&
+        !alternatives.includes(key) &&
+        !backendEnvironment.has(key),
     );
     expect(missing).toEqual([]);
+    for (const group of ONE_OF) {
+      expect(
+        group.filter((key) => backendEnvironment.has(key)),
+        group.join(' or '),
+      ).toHaveLength(1);
+    }
+    expect(
+      IMAGE_PROVIDED.filter((key) => backendEnvironment.has(key) || env.active.has(key)),
+    ).toEqual([]);
     expect(DEVELOPMENT_ONLY.filter((key) => backendEnvironment.has(key))).toEqual([]);
     expect(DEVELOPMENT_ONLY.filter((key) => env.active.has(key))).toEqual([]);
   });

@@ -32,7 +32,13 @@ describe('health', () => {
     expect((await client.get('/api/health/live')).status).toBe(200);
     const ready = await client.get('/api/health/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ok', database: 'ok', migrations: 'ok', shutdown: 'no' });
+    expect(ready.body).toEqual({
+      status: 'ok',
+      version: 'test',
+      database: 'ok',
+      migrations: 'ok',
+      shutdown: 'no',
+    });
     expect((await client.get('/api/health')).status).toBe(200);
   });
 
