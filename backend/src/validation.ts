@@ -58,3 +58,24 @@ export const instant = () =>
     // NaN: not a date-time at all, which the format check already reports.
     return Number.isNaN(year) || (year >= 1 && year <= 9999);
   }, 'must be between years 1 and 9999 (UTC)');
+
+/**
+ * Text a person can see: at least one character that is not white space, a control or a format
+ * character (a zero-width space alone is not a title).
+ */
+export const visibleText = (min: number, max: number) =>
+  // An empty string is left to the length check, so it is reported once.
+  text(min, max).regex(
+    /^$|[^\p{White_Space}\p{Cc}\p{Cf}\p{Z}]/u,
+    'must contain a visible character',
+  );
+
+/**
+ * A whole number in a query string, written in plain decimal digits as the document says
+ * (`integer`): `0x10`, `1e1`, `10.0` and ` 10 ` are refused rather than coerced.
+ */
+export const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value),
+    z.int({ error: 'must be a whole number in decimal digits' }).min(min).max(max),
+  );

@@ -1,4 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { insert } from '../src/tasks/repository.ts';
+import type { Task } from '../src/tasks/schemas.ts';
 import { useTestApp } from './support/test-app.ts';
 
 const { client, app } = useTestApp();
@@ -38,6 +40,20 @@ describe('creating and reading tasks', () => {
       [res.body.id],
     );
     expect(row.rows[0]).toEqual({ title: 'Buy milk', notes: '', completed: false, version: 1 });
+  });
+
+  it("when many tasks are created, then each one's updatedAt equals its createdAt exactly", async () => {
+    // A millisecond boundary between two clock readings is rare per insert, so insert many.
+    const { id: userId } = await client.register();
+    const tasks: Task[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      tasks.push(
+        ...(await Promise.all(
+          Array.from({ length: 100 }, () => insert(app().db, userId, { title: 'tick' })),
+        )),
+      );
+    }
+    expect(tasks.filter((t) => t.createdAt !== t.updatedAt)).toEqual([]);
   });
 
   it('normalises dueAt to UTC', async () => {
@@ -85,6 +101,9 @@ describe('creating and reading tasks', () => {
       ['dueAt'],
     ],
     ['a lone UTF-16 surrogate', { title: 'a\ud800b' }, ['title']],
+    ['a title of spaces only', { title: '  \t ' }, ['title']],
+    ['a title of a zero-width space only', { title: '\u200b' }, ['title']],
+    ['a title of a no-break space and a BOM', { title: '\u00a0\ufeff' }, ['title']],
     ['unknown fields', { title: 't', priority: 1, owner: 'x' }, ['owner', 'priority']],
     ['an array body', [], ['(root)']],
   ])(
@@ -200,6 +219,27 @@ describe('updating and deleting', () => {
     expect(res.status).toBe(400);
   });
 
+  it('when DELETE carries an If-Match that is stale, then 412 and the task stays; a current one deletes it', async () => {
+    const task = await create({ title: 'guarded' });
+    await client.patch(`/api/v1/tasks/${task.id}`, { token, body: { title: 'changed' } });
+    const stale = await client.delete(`/api/v1/tasks/${task.id}`, {
+      token,
+      headers: { 'if-match': '"1"' },
+    });
+    expect(stale.status).toBe(412);
+    expect((await client.get(`/api/v1/tasks/${task.id}`, { token })).status).toBe(200);
+    const current = await client.delete(`/api/v1/tasks/${task.id}`, {
+      token,
+      headers: { 'if-match': '"2"' },
+    });
+    expect(current.status).toBe(204);
+    expect((await client.get(`/api/v1/tasks/${task.id}`, { token })).status).toBe(404);
+  });
+
+  it('when a title has a visible character among spaces, then it is kept exactly as sent', async () => {
+    expect((await create({ title: ' \u200b x ' })).title).toBe(' \u200b x ');
+  });
+
   it('when a task is deleted, then 204 and afterwards 404', async () => {
     const task = await create({ title: 'bye' });
     expect((await client.delete(`/api/v1/tasks/${task.id}`, { token })).status).toBe(204);
@@ -254,6 +294,11 @@ describe('listing', () => {
     ['limit=0', ['limit']],
     ['limit=101', ['limit']],
     ['limit=abc', ['limit']],
+    // The document says integer: no hexadecimal, exponent, decimal point or padding.
+    ['limit=0x10', ['limit']],
+    ['limit=1e1', ['limit']],
+    ['limit=10.0', ['limit']],
+    ['limit=%2010%20', ['limit']],
     ['completed=maybe', ['completed']],
     ['cursor=garbage', ['cursor']],
     [

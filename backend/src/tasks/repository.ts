@@ -3,13 +3,18 @@ import type { NewTask, Task, TaskPatch } from './schemas.ts';
 
 const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
 
+// One clock reading for both timestamps: two column defaults would read the clock twice, and a
+// new task could show an updatedAt a millisecond after its createdAt.
 const insertTask = `
-  INSERT INTO tasks (user_id, title, notes, completed, due_at)
-  VALUES ($1, $2, COALESCE($3, ''), COALESCE($4, false), $5)
+  INSERT INTO tasks (user_id, title, notes, completed, due_at, created_at, updated_at)
+  SELECT $1, $2, COALESCE($3, ''), COALESCE($4, false), $5, now.t, now.t
+  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now
   RETURNING ${columns}`;
 const selectTask = `SELECT ${columns} FROM tasks WHERE id = $1 AND user_id = $2`;
 const selectVersion = `SELECT version FROM tasks WHERE id = $1 AND user_id = $2`;
-const deleteTask = `DELETE FROM tasks WHERE id = $1 AND user_id = $2`;
+const deleteTask = `
+  DELETE FROM tasks
+  WHERE id = $1 AND user_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3))`;
 
 interface TaskRow {
   [column: string]: unknown;
@@ -133,7 +138,20 @@ export async function update(
   return exists.rowCount === 1 ? 'stale' : undefined;
 }
 
-export async function remove(db: Queryable, userId: string, id: string): Promise<boolean> {
-  const { rowCount } = await db.query(deleteTask, [id, userId]);
-  return rowCount === 1;
+/**
+ * Deletes the task; with `expectedVersions` (If-Match) only while it still has one of them.
+ * Returns whether it was deleted, 'stale' when the version did not match, or undefined when there
+ * is none.
+ */
+export async function remove(
+  db: Queryable,
+  userId: string,
+  id: string,
+  expectedVersions: readonly number[] | undefined,
+): Promise<true | 'stale' | undefined> {
+  const { rowCount } = await db.query(deleteTask, [id, userId, expectedVersions ?? null]);
+  if (rowCount === 1) return true;
+  if (expectedVersions === undefined) return undefined;
+  const exists = await db.query(selectVersion, [id, userId]);
+  return exists.rowCount === 1 ? 'stale' : undefined;
 }

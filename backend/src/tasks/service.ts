@@ -9,6 +9,10 @@ export type { Page, Position } from './repository.ts';
 export type TasksService = ReturnType<typeof tasksService>;
 
 const missing = () => notFound('There is no task with this id.');
+const stale = () =>
+  preconditionFailed(
+    'The task has changed since you read it (If-Match does not match its ETag). Fetch it again.',
+  );
 
 /** A user's tasks. Another user's task is "not found", exactly like one that does not exist. */
 export function tasksService(db: Db) {
@@ -52,16 +56,19 @@ export function tasksService(db: Db) {
     ): Promise<Task> {
       const result = await repo.update(db, userId, id, patch, expectedVersions);
       if (result === undefined) throw missing();
-      if (result === 'stale') {
-        throw preconditionFailed(
-          'The task has changed since you read it (If-Match does not match its ETag). Fetch it again.',
-        );
-      }
+      if (result === 'stale') throw stale();
       return result;
     },
 
-    async remove(userId: string, id: string): Promise<void> {
-      if (!(await repo.remove(db, userId, id))) throw missing();
+    /** Deletes the task; with `expectedVersions` (If-Match), only while it still has one of them. */
+    async remove(
+      userId: string,
+      id: string,
+      expectedVersions: readonly number[] | undefined,
+    ): Promise<void> {
+      const result = await repo.remove(db, userId, id, expectedVersions);
+      if (result === undefined) throw missing();
+      if (result === 'stale') throw stale();
     },
   };
 }
