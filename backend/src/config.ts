@@ -58,6 +58,9 @@ const envSchema = z.object({
 
   AUTH_TOKEN_TTL_SECONDS: int(60, 365 * 24 * 3600).default(30 * 24 * 3600),
   AUTH_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
+  AUTH_SESSION_MAX_LIFETIME_SECONDS: int(60, 10 * 365 * 24 * 3600).default(365 * 24 * 3600),
+
+  SYNC_TOMBSTONE_RETENTION_SECONDS: int(60, 10 * 365 * 24 * 3600).default(30 * 24 * 3600),
 
   ENABLE_TEST_ROUTES: bool.default(false),
   /** Set by the image build (`--build-arg APP_VERSION=…`); defaults to package.json's version. */
@@ -91,7 +94,17 @@ export interface Config {
     readonly embeddedPort: number;
   };
   readonly shutdown: { readonly delayMs: number; readonly timeoutMs: number };
-  readonly auth: { readonly tokenTtlSeconds: number; readonly rateLimitPerMinute: number };
+  readonly auth: {
+    /** A token's lifetime from its creation or last extension (sessions slide). */
+    readonly tokenTtlSeconds: number;
+    /** No extension takes a session past this age. */
+    readonly sessionMaxLifetimeSeconds: number;
+    readonly rateLimitPerMinute: number;
+  };
+  readonly sync: {
+    /** How long a deleted task's tombstone is kept for syncing clients. */
+    readonly tombstoneRetentionSeconds: number;
+  };
   readonly enableTestRoutes: boolean;
   /** What this build calls itself: health answers and app_info carry it. */
   readonly version: string | undefined;
@@ -128,6 +141,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       'DATABASE_URL (or DATABASE_URL_FILE) is required when NODE_ENV=production (the embedded database is for development only)',
     );
   }
+  if (
+    parsed.success &&
+    parsed.data.AUTH_SESSION_MAX_LIFETIME_SECONDS < parsed.data.AUTH_TOKEN_TTL_SECONDS
+  ) {
+    problems.push(
+      'AUTH_SESSION_MAX_LIFETIME_SECONDS must be at least AUTH_TOKEN_TTL_SECONDS (a session cannot be capped below its own lifetime)',
+    );
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const env = parsed.data;
   const config: Config = {
@@ -154,8 +175,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     auth: {
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
+      sessionMaxLifetimeSeconds: env.AUTH_SESSION_MAX_LIFETIME_SECONDS,
       rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
     },
+    sync: { tombstoneRetentionSeconds: env.SYNC_TOMBSTONE_RETENTION_SECONDS },
     enableTestRoutes: env.ENABLE_TEST_ROUTES,
     version: env.APP_VERSION,
   };

@@ -26,12 +26,15 @@ export type ErrorCode =
   | 'route-not-found'
   // who is asking, and how often
   | 'unauthorized'
+  | 'wrong-password'
   | 'rate-limited'
   // the resource
   | 'not-found'
   | 'conflict'
   | 'precondition-failed'
   | 'idempotency-key-reused'
+  | 'task-deleted'
+  | 'sync-token-expired'
   // the database
   | 'database-unavailable'
   | 'database-timeout'

@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   await prepareSchema(runtime);
   if (lifecycle.migrated) {
     logger.info({ ms: Math.round(performance.now() - started) }, 'ready');
-    stopHousekeeping = scheduleHousekeeping(runtime.db, logger);
+    stopHousekeeping = scheduleHousekeeping(runtime.db, logger, config.sync);
   }
 }
 

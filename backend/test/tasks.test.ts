@@ -49,7 +49,10 @@ describe('creating and reading tasks', () => {
     for (let batch = 0; batch < 20; batch++) {
       tasks.push(
         ...(await Promise.all(
-          Array.from({ length: 100 }, () => insert(app().db, userId, { title: 'tick' })),
+          Array.from(
+            { length: 100 },
+            async () => (await insert(app().db, userId, { title: 'tick' })).task,
+          ),
         )),
       );
     }

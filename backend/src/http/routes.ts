@@ -231,7 +231,19 @@ export function mountRoutes<Deps>(
 ): Router {
   // One URL per operation, exactly as documented: no trailing-slash or upper-case variants.
   const router = Router({ strict: true, caseSensitive: true });
-  for (const spec of table) {
+  // OpenAPI matches a concrete path before a templated one (`/tasks/changes` before `/tasks/{id}`),
+  // whatever the method: so concrete routes go first, and a method a concrete path does not
+  // declare leaves this router (a 404 route-not-found) instead of reaching a templated route.
+  const templated = (spec: AnyRoute<Deps>) => spec.path.includes('{');
+  const patterns = table
+    .filter(templated)
+    .map((spec) => new RegExp(`^${spec.path.replace(/\{\w+\}/g, '[^/]+')}$`));
+  const shadowing = new Set<string>(
+    table
+      .filter((spec) => !templated(spec) && patterns.some((pattern) => pattern.test(spec.path)))
+      .map((spec) => spec.path),
+  );
+  const mount = (spec: AnyRoute<Deps>): void => {
     const steps: RequestHandler[] = [bodyGate(spec.body !== undefined)];
     // Authentication runs per route rather than router.use(): a request refused with 401 is still
     // measured under its route template, not as an unmatched path; and before the body is read.
@@ -261,6 +273,11 @@ export function mountRoutes<Deps>(
       send(res, await spec.handler(ctx, deps));
     });
     router[spec.method](expressPath(spec.path), ...steps);
+  };
+  table.filter((spec) => !templated(spec)).forEach(mount);
+  if (shadowing.size > 0) {
+    router.use((req, _res, next) => next(shadowing.has(req.path) ? 'router' : undefined));
   }
+  table.filter(templated).forEach(mount);
   return router;
 }

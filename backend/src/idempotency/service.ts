@@ -26,7 +26,7 @@ export interface Outcome<T> {
 }
 
 /** The same fields in another order are the same request. */
-function fingerprint(request: Readonly<Record<string, unknown>>): Buffer {
+export function fingerprint(request: Readonly<Record<string, unknown>>): Buffer {
   const canonical = JSON.stringify(request, Object.keys(request).sort());
   return createHash('sha256').update(canonical).digest();
 }

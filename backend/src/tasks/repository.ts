@@ -1,15 +1,27 @@
-import type { Queryable } from '../db.ts';
-import type { NewTask, Task, TaskPatch } from './schemas.ts';
+import { pgErrorCode, type Queryable } from '../db.ts';
+import { AppError, conflict } from '../errors.ts';
+import type { ListPosition, SyncPosition } from './cursors.ts';
+import type { NewTask, Task, TaskPatch, TaskSort } from './schemas.ts';
 
-const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
+const columns =
+  'id, title, notes, completed, completed_at, due_at, created_at, updated_at, version';
 
 // One clock reading for both timestamps: two column defaults would read the clock twice, and a
-// new task could show an updatedAt a millisecond after its createdAt.
+// new task could show an updatedAt a millisecond after its createdAt. The triggers of migration
+// 0003 stamp change_seq and completed_at, and refuse an id that was deleted (SQLSTATE TK001).
+// A client-chosen id that exists already inserts nothing (then see selectExisting).
 const insertTask = `
-  INSERT INTO tasks (user_id, title, notes, completed, due_at, created_at, updated_at)
-  SELECT $1, $2, COALESCE($3, ''), COALESCE($4, false), $5, now.t, now.t
+  INSERT INTO tasks (id, user_id, title, notes, completed, due_at, created_at, updated_at,
+                     create_fingerprint)
+  SELECT COALESCE($6::uuid, gen_random_uuid()), $1, $2, COALESCE($3, ''), COALESCE($4, false),
+         $5, now.t, now.t, $7
   FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now
+  ON CONFLICT (user_id, id) DO NOTHING
   RETURNING ${columns}`;
+const selectExisting = `
+  SELECT ${columns}, create_fingerprint,
+         EXISTS (SELECT 1 FROM task_tombstones WHERE user_id = $1 AND task_id = $2) AS deleted
+  FROM (SELECT 1) one LEFT JOIN tasks ON user_id = $1 AND id = $2`;
 const selectTask = `SELECT ${columns} FROM tasks WHERE id = $1 AND user_id = $2`;
 const selectVersion = `SELECT version FROM tasks WHERE id = $1 AND user_id = $2`;
 const deleteTask = `
@@ -22,6 +34,7 @@ interface TaskRow {
   title: string;
   notes: string;
   completed: boolean;
+  completed_at: Date | null;
   due_at: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -33,21 +46,61 @@ const toTask = (row: TaskRow): Task => ({
   title: row.title,
   notes: row.notes,
   completed: row.completed,
+  completedAt: row.completed_at?.toISOString() ?? null,
   dueAt: row.due_at?.toISOString() ?? null,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
   version: row.version,
 });
 
-export async function insert(db: Queryable, userId: string, input: NewTask): Promise<Task> {
-  const { rows } = await db.query<TaskRow>(insertTask, [
-    userId,
-    input.title,
-    input.notes ?? null,
-    input.completed ?? null,
-    input.dueAt ?? null,
-  ]);
-  return toTask(rows[0]!);
+const taskDeleted = () =>
+  new AppError(
+    'task-deleted',
+    'A task with this id was created and has been deleted since; it cannot be created again.',
+  );
+
+export interface Inserted {
+  readonly task: Task;
+  /** The task existed already, created by a request with the same fingerprint. */
+  readonly replayed: boolean;
+}
+
+/**
+ * Inserts a task. With `id`, the client's id: if the caller has that task already, created by a
+ * request with the same `fingerprint`, it is returned as it is now (`replayed`); another request
+ * is a conflict, and an id whose task was deleted stays deleted.
+ */
+export async function insert(
+  db: Queryable,
+  userId: string,
+  input: NewTask,
+  fingerprint?: Buffer,
+): Promise<Inserted> {
+  let rows: TaskRow[];
+  try {
+    ({ rows } = await db.query<TaskRow>(insertTask, [
+      userId,
+      input.title,
+      input.notes ?? null,
+      input.completed ?? null,
+      input.dueAt ?? null,
+      input.id ?? null,
+      input.id === undefined ? null : (fingerprint ?? null),
+    ]));
+  } catch (err) {
+    if (pgErrorCode(err) === 'TK001') throw taskDeleted();
+    throw err;
+  }
+  if (rows[0]) return { task: toTask(rows[0]), replayed: false };
+  const { rows: existing } = await db.query<
+    TaskRow & { create_fingerprint: Buffer | null; deleted: boolean }
+  >(selectExisting, [userId, input.id]);
+  const row = existing[0]!;
+  if (row.deleted) throw taskDeleted();
+  if (row.id === null || !fingerprint || !row.create_fingerprint?.equals(fingerprint)) {
+    throw conflict('A task with this id exists already, created with a different body.');
+  }
+  return { task: toTask(row), replayed: true };
 }
 
 export async function find(db: Queryable, userId: string, id: string): Promise<Task | undefined> {
@@ -55,47 +108,98 @@ export async function find(db: Queryable, userId: string, id: string): Promise<T
   return rows[0] && toTask(rows[0]);
 }
 
-/** Where a page ends in the (created_at DESC, id DESC) order. */
-export interface Position {
-  readonly createdAt: string;
-  readonly id: string;
-}
-
 export interface Page {
   items: Task[];
   /** The last item's position, when there may be more. */
-  last: Position | undefined;
+  last: ListPosition | undefined;
 }
 
-export async function list(
-  db: Queryable,
+export interface ListOptions {
+  readonly limit: number;
+  readonly sort: TaskSort;
+  readonly after?: ListPosition | undefined;
+  readonly completed?: boolean | undefined;
+  readonly dueAfter?: string | undefined;
+  readonly dueBefore?: string | undefined;
+}
+
+// Each order has an index that starts with user_id and ends with id (the tie-breaker), so a page
+// is one index range scan from the cursor on: tasks_user_created_idx, tasks_user_updated_idx,
+// tasks_user_due_idx.
+const sortColumns = {
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+  dueAt: 'due_at',
+} as const satisfies Record<TaskSort, string>;
+
+/** The SQL of one list page (exported so a test can EXPLAIN exactly what runs). */
+export function listQuery(
   userId: string,
-  options: { limit: number; after?: Position | undefined; completed?: boolean | undefined },
-): Promise<Page> {
+  options: ListOptions,
+): { text: string; params: unknown[] } {
   const params: unknown[] = [userId];
-  const where = ['user_id = $1'];
-  if (options.completed !== undefined) {
-    params.push(options.completed);
-    where.push(`completed = $${params.length}`);
+  const param = (value: unknown): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const filters = ['user_id = $1'];
+  if (options.completed !== undefined) filters.push(`completed = ${param(options.completed)}`);
+  if (options.dueAfter !== undefined) filters.push(`due_at >= ${param(options.dueAfter)}`);
+  if (options.dueBefore !== undefined) filters.push(`due_at < ${param(options.dueBefore)}`);
+  const where = (...more: string[]) => [...filters, ...more].join(' AND ');
+  const after = options.after;
+  const limit = param(options.limit + 1);
+
+  if (options.sort !== 'dueAt') {
+    const column = sortColumns[options.sort];
+    // Newest first. A row comparison walks the index from the cursor on.
+    const keyset = after
+      ? [`(${column}, id) < (${param(after.value)}::timestamptz, ${param(after.id)}::uuid)`]
+      : [];
+    return {
+      text: `SELECT ${columns} FROM tasks WHERE ${where(...keyset)}
+             ORDER BY ${column} DESC, id DESC LIMIT ${limit}`,
+      params,
+    };
   }
-  if (options.after) {
-    params.push(options.after.createdAt, options.after.id);
-    // Row comparison walks the (user_id, created_at DESC, id DESC) index from the cursor on.
-    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+  // Soonest first, tasks without a due date last (by id). NULLs are outside any row comparison,
+  // so past a dated cursor the page is the dated tasks after it, then the undated ones: two
+  // index range scans rather than one scan that filters out everything before the cursor.
+  const order = 'ORDER BY due_at ASC NULLS LAST, id ASC';
+  if (!after) {
+    return {
+      text: `SELECT ${columns} FROM tasks WHERE ${where()} ${order} LIMIT ${limit}`,
+      params,
+    };
   }
-  params.push(options.limit + 1);
-  const { rows } = await db.query<TaskRow>(
-    `SELECT ${columns} FROM tasks WHERE ${where.join(' AND ')}
-     ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+  if (after.value === null) {
+    return {
+      text: `SELECT ${columns} FROM tasks
+             WHERE ${where('due_at IS NULL', `id > ${param(after.id)}::uuid`)}
+             ${order} LIMIT ${limit}`,
+      params,
+    };
+  }
+  const dated = `(due_at, id) > (${param(after.value)}::timestamptz, ${param(after.id)}::uuid)`;
+  return {
+    text: `(SELECT ${columns} FROM tasks WHERE ${where(dated)} ${order} LIMIT ${limit})
+           UNION ALL
+           (SELECT ${columns} FROM tasks WHERE ${where('due_at IS NULL')} ${order} LIMIT ${limit})
+           ${order} LIMIT ${limit}`,
     params,
-  );
+  };
+}
+
+export async function list(db: Queryable, userId: string, options: ListOptions): Promise<Page> {
+  const { text, params } = listQuery(userId, options);
+  const { rows } = await db.query<TaskRow>(text, params);
   const items = rows.slice(0, options.limit).map(toTask);
   const lastItem = items.at(-1);
   return {
     items,
     last:
       rows.length > options.limit && lastItem
-        ? { createdAt: lastItem.createdAt, id: lastItem.id }
+        ? { sort: options.sort, value: lastItem[options.sort], id: lastItem.id }
         : undefined,
   };
 }
@@ -154,4 +258,90 @@ export async function remove(
   if (expectedVersions === undefined) return undefined;
   const exists = await db.query(selectVersion, [id, userId]);
   return exists.rowCount === 1 ? 'stale' : undefined;
+}
+
+// The user's counter and the changes after a position, in ONE statement: one snapshot, so every
+// change numbered up to `head` is visible in it (the ordering argument is in migration 0003, at
+// next_change_seq). Live tasks and tombstones share the counter; each branch reads at most
+// `limit` rows of its index in order, and the merge keeps the first `limit`. (The rows come out in
+// that order, one user row joined to them; `changes` sorts them again rather than rely on it.)
+export const selectChanges = `
+  SELECT u.change_seq AS head, u.purged_change_seq AS purged, e.*
+  FROM users u
+  LEFT JOIN LATERAL (
+    (SELECT t.change_seq AS seq, t.id, NULL::timestamptz AS deleted_at, t.title, t.notes,
+            t.completed, t.completed_at, t.due_at, t.created_at, t.updated_at, t.version
+     FROM tasks t
+     WHERE t.user_id = u.id AND (t.change_seq, t.id) > ($2::bigint, $3::uuid)
+     ORDER BY t.change_seq, t.id LIMIT $4)
+    UNION ALL
+    (SELECT d.change_seq, d.task_id, d.deleted_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+     FROM task_tombstones d
+     WHERE $5 AND d.user_id = u.id AND (d.change_seq, d.task_id) > ($2::bigint, $3::uuid)
+     ORDER BY d.change_seq, d.task_id LIMIT $4)
+    ORDER BY seq, id LIMIT $4
+  ) e ON true
+  WHERE u.id = $1`;
+
+/** Sorts after every id: "past everything numbered `seq`". */
+const afterAllIds = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+
+export type ChangeEntry =
+  | { readonly kind: 'changed'; readonly seq: number; readonly task: Task }
+  | {
+      readonly kind: 'deleted';
+      readonly seq: number;
+      readonly id: string;
+      readonly deletedAt: string;
+    };
+
+export interface ChangeLog {
+  /** The user's change counter: every change numbered up to it is in `entries` or before them. */
+  readonly head: number;
+  /** Tombstones numbered up to this have been purged. */
+  readonly purged: number;
+  /** In counter order, at most `limit + 1` (one more tells that there are more). */
+  readonly entries: ChangeEntry[];
+}
+
+/**
+ * The changes after `after` (tasks as they are now, and tombstones unless `withTombstones` is
+ * false), at most `limit + 1`; undefined when the user does not exist.
+ */
+export async function changes(
+  db: Queryable,
+  userId: string,
+  options: { after: SyncPosition; withTombstones: boolean; limit: number },
+): Promise<ChangeLog | undefined> {
+  // A row without an entry (seq NULL) only carries head and purged; a tombstone has deleted_at.
+  type ChangeRow = TaskRow & {
+    head: string;
+    purged: string;
+    seq: string | null;
+    deleted_at: Date | null;
+  };
+  const { rows } = await db.query<ChangeRow>(selectChanges, [
+    userId,
+    options.after.seq,
+    options.after.id ?? afterAllIds,
+    options.limit + 1,
+    options.withTombstones,
+  ]);
+  const first = rows[0];
+  if (!first) return undefined;
+  const entries = rows
+    .filter((row) => row.seq !== null)
+    // Lower-case hexadecimal strings compare as PostgreSQL compares uuids.
+    .sort((a, b) => Number(a.seq) - Number(b.seq) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((row): ChangeEntry =>
+      row.deleted_at
+        ? {
+            kind: 'deleted',
+            seq: Number(row.seq),
+            id: row.id,
+            deletedAt: row.deleted_at.toISOString(),
+          }
+        : { kind: 'changed', seq: Number(row.seq), task: toTask(row) },
+    );
+  return { head: Number(first.head), purged: Number(first.purged), entries };
 }

@@ -1,42 +1,22 @@
 import { z } from 'zod';
-import { invalid } from '../errors.ts';
 import { routesFor } from '../http/routes.ts';
 import { idempotencyKeySchema } from '../idempotency/schemas.ts';
-import { instant } from '../validation.ts';
+import { decodeListCursor, decodeSyncToken, encodeListCursor, encodeSyncToken } from './cursors.ts';
 import {
+  changesQuerySchema,
   createTaskSchema,
   listQuerySchema,
+  taskChangesSchema,
   taskIdSchema,
   taskListSchema,
   taskSchema,
   updateTaskSchema,
   type Task,
 } from './schemas.ts';
-import type { Position, TasksService } from './service.ts';
+import type { TasksService } from './service.ts';
 
 export interface TasksDeps {
   readonly tasks: TasksService;
-}
-
-const cursorSchema = z.strictObject({ t: instant(), i: z.uuid() });
-
-const encodeCursor = (position: Position): string =>
-  Buffer.from(JSON.stringify({ t: position.createdAt, i: position.id })).toString('base64url');
-
-function decodeCursor(cursor: string): Position {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    decoded = undefined;
-  }
-  const result = cursorSchema.safeParse(decoded);
-  if (!result.success) {
-    throw invalid('The cursor is not one this API returned.', [
-      { name: 'cursor', in: 'query', reason: 'is not a valid cursor' },
-    ]);
-  }
-  return { createdAt: result.data.t, id: result.data.i };
 }
 
 const etagOf = (task: Task): string => `"${task.version}"`;
@@ -77,7 +57,11 @@ export const tasksRoutes = [
     method: 'get',
     path: '/api/v1/tasks',
     operationId: 'listTasks',
-    summary: 'List tasks, newest first, one page at a time (keyset pagination)',
+    summary: 'List tasks one page at a time (keyset pagination), newest first by default',
+    description:
+      'A cursor belongs to the sort it was returned for. dueAfter is inclusive and dueBefore ' +
+      'exclusive, so adjacent windows neither overlap nor leave gaps; with either, tasks without ' +
+      'a due date are left out.',
     tags: ['tasks'],
     auth: true,
     query: listQuerySchema,
@@ -85,12 +69,15 @@ export const tasksRoutes = [
     handler: async ({ caller, query }, { tasks }) => {
       const page = await tasks.list(caller.user.id, {
         limit: query.limit,
-        after: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
+        sort: query.sort,
+        after: query.cursor === undefined ? undefined : decodeListCursor(query.cursor, query.sort),
         completed: query.completed === undefined ? undefined : query.completed === 'true',
+        dueAfter: query.dueAfter,
+        dueBefore: query.dueBefore,
       });
       return {
         status: 200,
-        body: { items: page.items, nextCursor: page.last ? encodeCursor(page.last) : null },
+        body: { items: page.items, nextCursor: page.last ? encodeListCursor(page.last) : null },
       };
     },
   }),
@@ -111,7 +98,8 @@ export const tasksRoutes = [
     responses: {
       201: {
         description:
-          'Task created (or, with a reused Idempotency-Key, the first response replayed)',
+          'Task created; or, with a reused Idempotency-Key, the first response replayed; or, ' +
+          'with a client-chosen id created before by the same body, the task as it is now',
         body: taskSchema,
         headers: {
           Location: { description: 'The new task' },
@@ -120,7 +108,7 @@ export const tasksRoutes = [
         },
       },
     },
-    problems: ['idempotency-key-reused'],
+    problems: ['idempotency-key-reused', 'conflict', 'task-deleted'],
     handler: async ({ caller, body, headers }, { tasks }) => {
       const { value: task, replayed } = await tasks.create(
         caller.user.id,
@@ -135,6 +123,33 @@ export const tasksRoutes = [
           ...(replayed && { 'Idempotent-Replayed': 'true' }),
         },
         body: task,
+      };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/tasks/changes',
+    operationId: 'syncTasks',
+    summary: 'Delta sync: what changed since your last sync',
+    description:
+      'Without `since`, every task (a full sync). Then pass the `next` of each answer as `since`: ' +
+      'while `hasMore` is true, call again at once; otherwise keep `next` for the next sync. ' +
+      'Apply `changes` (replace by id) and `deleted` (remove by id) in the order of the pages. ' +
+      'No change is ever skipped, whatever commits concurrently. 410 means the token is too old ' +
+      '(deletions since have been forgotten): discard local state and sync without `since`.',
+    tags: ['tasks'],
+    auth: true,
+    query: changesQuerySchema,
+    responses: { 200: { description: 'Changes in commit order', body: taskChangesSchema } },
+    problems: ['sync-token-expired'],
+    handler: async ({ caller, query }, { tasks }) => {
+      const userId = caller.user.id;
+      const since = query.since === undefined ? undefined : decodeSyncToken(query.since, userId);
+      const page = await tasks.changes(userId, since, query.limit);
+      return {
+        status: 200,
+        headers: { 'Cache-Control': 'no-store' },
+        body: { ...page, next: encodeSyncToken(userId, page.next) },
       };
     },
   }),

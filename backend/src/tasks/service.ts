@@ -1,10 +1,11 @@
 import type { Db } from '../db.ts';
-import { notFound, preconditionFailed } from '../errors.ts';
-import { createOnce, type Outcome } from '../idempotency/service.ts';
+import { AppError, notFound, preconditionFailed, unauthorized } from '../errors.ts';
+import { createOnce, fingerprint, type Outcome } from '../idempotency/service.ts';
+import type { SyncPosition } from './cursors.ts';
 import * as repo from './repository.ts';
 import type { NewTask, Task, TaskPatch } from './schemas.ts';
 
-export type { Page, Position } from './repository.ts';
+export type { ListOptions, Page } from './repository.ts';
 
 export type TasksService = ReturnType<typeof tasksService>;
 
@@ -13,31 +14,61 @@ const stale = () =>
   preconditionFailed(
     'The task has changed since you read it (If-Match does not match its ETag). Fetch it again.',
   );
+const expired = (why: string) =>
+  new AppError('sync-token-expired', `${why} Sync again from scratch: omit \`since\`.`);
+
+/**
+ * Idempotency records stored by release 0.1.0 (replayed for 24 hours after the upgrade) hold
+ * tasks without completedAt. Drop this once no record can be that old.
+ */
+function withCompletedAt(stored: Task): Task {
+  const task = stored as Omit<Task, 'completedAt'> & { completedAt?: string | null };
+  return { ...task, completedAt: task.completedAt ?? (task.completed ? task.updatedAt : null) };
+}
+
+export interface Changes {
+  readonly changes: Task[];
+  readonly deleted: { id: string; deletedAt: string }[];
+  /** Where the next sync starts. */
+  readonly next: SyncPosition;
+  readonly hasMore: boolean;
+}
 
 /** A user's tasks. Another user's task is "not found", exactly like one that does not exist. */
 export function tasksService(db: Db) {
   return {
-    list: (
-      userId: string,
-      options: {
-        limit: number;
-        after?: repo.Position | undefined;
-        completed?: boolean | undefined;
-      },
-    ): Promise<repo.Page> => repo.list(db, userId, options),
+    list: (userId: string, options: repo.ListOptions): Promise<repo.Page> =>
+      repo.list(db, userId, options),
 
-    /** With an idempotency key, a retry of the same request returns the first task again. */
-    create(userId: string, input: NewTask, idempotencyKey?: string): Promise<Outcome<Task>> {
-      // The same instant written another way is the same request.
-      const request =
-        typeof input.dueAt === 'string'
-          ? { ...input, dueAt: new Date(input.dueAt).toISOString() }
-          : input;
-      return createOnce(
+    /**
+     * With an idempotency key, a retry of the same request returns the first task again. With a
+     * client-chosen id, a retry of the same request returns the task as it is now.
+     */
+    async create(userId: string, input: NewTask, idempotencyKey?: string): Promise<Outcome<Task>> {
+      // The same instant written another way, or the same id in upper case, is the same request.
+      const request = {
+        ...input,
+        ...(typeof input.dueAt === 'string' && { dueAt: new Date(input.dueAt).toISOString() }),
+        ...(input.id !== undefined && { id: input.id.toLowerCase() }),
+      };
+      let replayedById = false;
+      const outcome = await createOnce(
         db,
         idempotencyKey === undefined ? undefined : { userId, key: idempotencyKey, request },
-        (tx) => repo.insert(tx, userId, input),
+        async (tx) => {
+          const inserted = await repo.insert(
+            tx,
+            userId,
+            input,
+            input.id === undefined ? undefined : fingerprint(request),
+          );
+          replayedById = inserted.replayed;
+          return inserted.task;
+        },
       );
+      return outcome.replayed
+        ? { value: withCompletedAt(outcome.value), replayed: true }
+        : { value: outcome.value, replayed: replayedById };
     },
 
     async get(userId: string, id: string): Promise<Task> {
@@ -69,6 +100,45 @@ export function tasksService(db: Db) {
       const result = await repo.remove(db, userId, id, expectedVersions);
       if (result === undefined) throw missing();
       if (result === 'stale') throw stale();
+    },
+
+    /**
+     * Delta sync: what changed after `since`, in the order it was committed, at most `limit`
+     * entries. Without `since`, every live task (a full sync: no tombstones).
+     */
+    async changes(
+      userId: string,
+      since: SyncPosition | undefined,
+      limit: number,
+    ): Promise<Changes> {
+      const log = await repo.changes(db, userId, {
+        after: since ?? { seq: -1 },
+        withTombstones: since !== undefined,
+        limit,
+      });
+      if (!log) throw unauthorized('The account no longer exists.');
+      if (since && since.seq > log.head) {
+        throw expired(
+          'The sync token is newer than the data on the server (restored from a backup?).',
+        );
+      }
+      if (since && since.seq < log.purged) {
+        throw expired('Tasks deleted since this sync token are no longer remembered.');
+      }
+      const page = log.entries.slice(0, limit);
+      const hasMore = log.entries.length > limit;
+      const last = page.at(-1);
+      return {
+        changes: page.flatMap((e) => (e.kind === 'changed' ? [e.task] : [])),
+        deleted: page.flatMap((e) =>
+          e.kind === 'deleted' ? [{ id: e.id, deletedAt: e.deletedAt }] : [],
+        ),
+        next:
+          hasMore && last
+            ? { seq: last.seq, id: last.kind === 'changed' ? last.task.id : last.id }
+            : { seq: log.head },
+        hasMore,
+      };
     },
   };
 }

@@ -40,10 +40,13 @@ const doc = apiDocument('test') as unknown as Doc;
 const ajv = addFormats(new Ajv2020({ strict: false, allErrors: true }));
 ajv.addSchema({ $id: 'openapi.json', components: doc.components });
 const validators = new Map<string, ValidateFunction>();
-const routes = Object.keys(doc.paths).map((template) => ({
-  template,
-  pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
-}));
+// Concrete paths before templated ones, as OpenAPI matches them (`/tasks/changes`, `/tasks/{id}`).
+const routes = Object.keys(doc.paths)
+  .sort((a, b) => Number(a.includes('{')) - Number(b.includes('{')))
+  .map((template) => ({
+    template,
+    pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  }));
 /** Test-only routes (ENABLE_TEST_ROUTES) are outside the API and its document. */
 const testRoutePrefix = '/api/_test/';
 
