@@ -1,6 +1,6 @@
 import { pgErrorCode, type Queryable } from '../db.ts';
 import { conflict } from '../errors.ts';
-import type { User } from './schemas.ts';
+import type { SessionInfo, User } from './schemas.ts';
 
 const insertUser = `
   INSERT INTO users (email, password_hash) VALUES ($1, $2)
@@ -12,11 +12,53 @@ const insertSession = `
   RETURNING expires_at`;
 // The token is looked up by its SHA-256: an attacker who can time this lookup learns nothing
 // about a valid token, so no constant-time comparison is needed here.
+//
+// One statement, and a write only when one is due: sessions slide (a token used in the last
+// third of its lifetime, $2 seconds, is extended to $2 again, never past $3 seconds from its
+// creation), and last_used_at is refreshed when it is more than an hour old. So a session costs
+// at most one write per hour, however many requests it makes. The UPDATE re-checks its WHERE on
+// the newest row version, so concurrent requests of one session do not write twice.
 const selectSessionUser = `
-  SELECT u.id, u.email, u.created_at
-  FROM sessions s JOIN users u ON u.id = s.user_id
-  WHERE s.token_hash = $1 AND s.expires_at > now()`;
+  WITH found AS (
+    SELECT u.id, u.email, u.created_at
+    FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = $1 AND s.expires_at > now()
+      AND s.created_at > now() - make_interval(secs => $3)
+  ), touched AS (
+    UPDATE sessions s
+    SET last_used_at = now(),
+        expires_at = CASE WHEN s.expires_at < now() + make_interval(secs => $2) / 3
+                     THEN LEAST(now() + make_interval(secs => $2),
+                                s.created_at + make_interval(secs => $3))
+                     ELSE s.expires_at END
+    WHERE s.token_hash = $1 AND EXISTS (SELECT 1 FROM found)
+      AND (COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
+           OR (s.expires_at < now() + make_interval(secs => $2) / 3
+               AND s.expires_at < s.created_at + make_interval(secs => $3)))
+  )
+  SELECT id, email, created_at FROM found`;
 const deleteSession = `DELETE FROM sessions WHERE token_hash = $1`;
+const selectSessions = `
+  SELECT id, created_at, COALESCE(last_used_at, created_at) AS last_used_at, expires_at,
+         token_hash = $2 AS current
+  FROM sessions
+  WHERE user_id = $1 AND expires_at > now() AND created_at > now() - make_interval(secs => $3)
+  ORDER BY COALESCE(last_used_at, created_at) DESC, id`;
+const deleteSessionById = `DELETE FROM sessions WHERE user_id = $1 AND id = $2`;
+const deleteSessions = `DELETE FROM sessions WHERE user_id = $1`;
+const deleteOtherSessions = `DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2`;
+const selectPasswordHash = `SELECT password_hash FROM users WHERE id = $1`;
+// Compare-and-set: a concurrent change of the password makes this one fail, not overwrite it.
+const updatePasswordHash = `
+  UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2`;
+// Marks this transaction as the one deleting the account, so the task trigger leaves no
+// tombstones (they would be deleted a moment later).
+const markAccountDeletion = `SELECT set_config('tasks.deleting_user', $1::text, true)`;
+// Tasks first, then the user: a task write locks its task row and then the user's row (the
+// change counter); deleting the user first would lock in the opposite order and deadlock with it.
+const deleteTasksOfUser = `DELETE FROM tasks WHERE user_id = $1`;
+// Sessions, idempotency keys and tombstones go with the user (ON DELETE CASCADE).
+const deleteUser = `DELETE FROM users WHERE id = $1 AND password_hash = $2`;
 
 interface UserRow {
   [column: string]: unknown;
@@ -70,11 +112,91 @@ export async function createSession(
   return rows[0]!.expires_at.toISOString();
 }
 
-export async function findSessionUser(db: Queryable, tokenHash: Buffer): Promise<User | undefined> {
-  const { rows } = await db.query<UserRow>(selectSessionUser, [tokenHash]);
+export async function findSessionUser(
+  db: Queryable,
+  tokenHash: Buffer,
+  lifetime: { ttlSeconds: number; maxSeconds: number },
+): Promise<User | undefined> {
+  const { rows } = await db.query<UserRow>(selectSessionUser, [
+    tokenHash,
+    lifetime.ttlSeconds,
+    lifetime.maxSeconds,
+  ]);
   return rows[0] && toUser(rows[0]);
 }
 
 export async function removeSession(db: Queryable, tokenHash: Buffer): Promise<void> {
   await db.query(deleteSession, [tokenHash]);
+}
+
+export async function listSessions(
+  db: Queryable,
+  userId: string,
+  currentTokenHash: Buffer,
+  maxSeconds: number,
+): Promise<SessionInfo[]> {
+  const { rows } = await db.query<{
+    id: string;
+    created_at: Date;
+    last_used_at: Date;
+    expires_at: Date;
+    current: boolean;
+  }>(selectSessions, [userId, currentTokenHash, maxSeconds]);
+  return rows.map((row) => ({
+    id: row.id,
+    createdAt: row.created_at.toISOString(),
+    lastUsedAt: row.last_used_at.toISOString(),
+    expiresAt: row.expires_at.toISOString(),
+    current: row.current,
+  }));
+}
+
+/** Whether the user had a session with this id. */
+export async function removeSessionById(
+  db: Queryable,
+  userId: string,
+  id: string,
+): Promise<boolean> {
+  return (await db.query(deleteSessionById, [userId, id])).rowCount === 1;
+}
+
+export async function removeSessions(db: Queryable, userId: string): Promise<void> {
+  await db.query(deleteSessions, [userId]);
+}
+
+export async function removeOtherSessions(
+  db: Queryable,
+  userId: string,
+  keepTokenHash: Buffer,
+): Promise<void> {
+  await db.query(deleteOtherSessions, [userId, keepTokenHash]);
+}
+
+export async function findPasswordHash(db: Queryable, userId: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ password_hash: string }>(selectPasswordHash, [userId]);
+  return rows[0]?.password_hash;
+}
+
+/** Whether the hash was still `expected` (and is now `replacement`). */
+export async function replacePasswordHash(
+  db: Queryable,
+  userId: string,
+  expected: string,
+  replacement: string,
+): Promise<boolean> {
+  return (await db.query(updatePasswordHash, [userId, expected, replacement])).rowCount === 1;
+}
+
+/**
+ * Deletes the user and everything of theirs, if their password hash is still `expected`. Run it
+ * in a transaction: it is several statements, and the tasks must not go without the user.
+ */
+export async function removeUser(
+  tx: Queryable,
+  userId: string,
+  expected: string,
+): Promise<boolean> {
+  await tx.query(markAccountDeletion, [userId]);
+  await tx.query(deleteTasksOfUser, [userId]);
+  return (await tx.query(deleteUser, [userId, expected])).rowCount === 1;
 }

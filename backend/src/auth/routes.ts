@@ -1,5 +1,14 @@
+import { z } from 'zod';
 import { routesFor, type Authenticate } from '../http/routes.ts';
-import { credentialsSchema, registrationSchema, sessionSchema, userSchema } from './schemas.ts';
+import {
+  accountDeletionSchema,
+  credentialsSchema,
+  passwordChangeSchema,
+  registrationSchema,
+  sessionListSchema,
+  sessionSchema,
+  userSchema,
+} from './schemas.ts';
 import type { AuthService } from './service.ts';
 import { bearerToken } from './tokens.ts';
 
@@ -13,6 +22,7 @@ export function bearerAuthenticator(auth: AuthService): Authenticate {
 }
 
 const route = routesFor<AuthDeps>();
+const sessionParams = z.object({ id: z.uuid() });
 
 export const authRoutes = [
   route({
@@ -63,5 +73,82 @@ export const authRoutes = [
     auth: true,
     responses: { 200: { description: 'The user', body: userSchema } },
     handler: ({ caller }) => ({ status: 200, body: caller.user }),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/auth/logout-all',
+    operationId: 'logoutAll',
+    summary: 'End every session of this account, this one included',
+    tags: ['auth'],
+    auth: true,
+    responses: { 204: { description: 'Every session ended' } },
+    handler: async ({ caller }, { auth }) => {
+      await auth.logoutAll(caller);
+      return { status: 204 };
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/api/v1/me',
+    operationId: 'deleteAccount',
+    summary: 'Delete the account and everything of it',
+    description:
+      'Tasks, deleted-task records, sessions and idempotency records go in one transaction; ' +
+      'every token of the account stops working at once. Attempts are throttled like logins.',
+    tags: ['auth'],
+    auth: true,
+    body: accountDeletionSchema,
+    responses: { 204: { description: 'Account deleted' } },
+    problems: ['wrong-password', 'rate-limited'],
+    handler: async ({ caller, body, ip }, { auth }) => {
+      await auth.deleteAccount(caller, body.currentPassword, ip);
+      return { status: 204 };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/me/password',
+    operationId: 'changePassword',
+    summary: 'Change the password; every other session ends',
+    description: 'The session that asks stays. Attempts are throttled like logins.',
+    tags: ['auth'],
+    auth: true,
+    body: passwordChangeSchema,
+    responses: { 204: { description: 'Password changed' } },
+    problems: ['wrong-password', 'rate-limited'],
+    handler: async ({ caller, body, ip }, { auth }) => {
+      await auth.changePassword(caller, body, ip);
+      return { status: 204 };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/me/sessions',
+    operationId: 'listSessions',
+    summary: "The account's live sessions (signed-in devices)",
+    tags: ['auth'],
+    auth: true,
+    responses: { 200: { description: 'The sessions', body: sessionListSchema } },
+    handler: async ({ caller }, { auth }) => ({
+      status: 200,
+      headers: { 'Cache-Control': 'no-store' },
+      body: { items: await auth.listSessions(caller) },
+    }),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/v1/me/sessions/{id}',
+    operationId: 'revokeSession',
+    summary: 'End one session (sign a device out)',
+    description: "Another account's session is not found, exactly like one that does not exist.",
+    tags: ['auth'],
+    auth: true,
+    params: sessionParams,
+    responses: { 204: { description: 'Session ended' } },
+    problems: ['not-found'],
+    handler: async ({ caller, params }, { auth }) => {
+      await auth.revokeSession(caller, params.id);
+      return { status: 204 };
+    },
   }),
 ];
