@@ -18,11 +18,13 @@ const { client } = useTestApp();
 let token: string;
 let credentials: { email: string; password: string };
 let taskId: string;
+let userId: string;
 let casesRun = 0;
 
 beforeAll(async () => {
   const user = await client.register();
   token = user.token;
+  userId = user.id;
   credentials = { email: user.email, password: user.password };
   taskId = (await client.post('/api/v1/tasks', { token, body: { title: 'fuzz target' } })).body.id;
 });
@@ -32,6 +34,7 @@ afterAll(() => {
 
 const field = fc.oneof(
   fc.constantFrom('title', 'notes', 'completed', 'dueAt', 'email', 'password'),
+  fc.constantFrom('id', 'completedAt', 'currentPassword', 'newPassword'),
   fc.string({ maxLength: 12 }),
   fc.constantFrom('__proto__', 'constructor', 'prototype'),
 );
@@ -70,6 +73,8 @@ const value = fc.oneof(
   ),
   fc.integer(),
   fc.double(),
+  fc.uuid(),
+  fc.uuid().map((id) => id.toUpperCase()),
 );
 const body = fc.oneof(fc.dictionary(field, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 4 }));
 const rawBody = fc.oneof(
@@ -102,11 +107,47 @@ const path = fc.oneof(
 const cursor = fc
   .tuple(dateTime, fc.uuid())
   .map(([t, i]) => `?cursor=${Buffer.from(JSON.stringify({ t, i })).toString('base64url')}`);
+/** Sync tokens of the server's shape with any content, this user's or not. */
+const syncToken = fc
+  .record(
+    {
+      v: fc.oneof(fc.constant(1), fc.integer()),
+      u: fc.oneof(fc.constant('USER'), fc.uuid(), fc.string({ maxLength: 5 })),
+      s: fc.oneof(fc.nat({ max: 50 }), fc.integer(), fc.double(), fc.constant(2 ** 63)),
+      i: fc.uuid(),
+    },
+    { requiredKeys: [] },
+  )
+  .map((t) => `?since=TOKEN:${JSON.stringify(t)}`);
+/** The query as sent: a generated sync token is encoded, and 'USER' in it becomes this user's id. */
+const queryString = (q: string): string => {
+  if (!q.startsWith('?since=TOKEN:')) return q;
+  const fields = JSON.parse(q.slice('?since=TOKEN:'.length)) as Record<string, unknown>;
+  if (fields['u'] === 'USER') fields['u'] = userId;
+  return `?since=${Buffer.from(JSON.stringify(fields)).toString('base64url')}`;
+};
 const query = fc.oneof(
   fc.constant(''),
   cursor,
+  syncToken,
   fc
-    .dictionary(fc.constantFrom('limit', 'cursor', 'completed', 'x'), fc.string({ maxLength: 30 }))
+    .dictionary(
+      fc.constantFrom(
+        'limit',
+        'cursor',
+        'completed',
+        'x',
+        'since',
+        'sort',
+        'dueBefore',
+        'dueAfter',
+      ),
+      fc.oneof(
+        fc.string({ maxLength: 30 }),
+        dateTime,
+        fc.constantFrom('createdAt', 'updatedAt', 'dueAt'),
+      ),
+    )
     .map((q) => `?${new URLSearchParams(q).toString()}`),
   fc.constantFrom(
     '?limit=1&limit=2',
@@ -165,13 +206,18 @@ describe('fuzzing the API', () => {
           if (auth === 'valid') requestHeaders['authorization'] = `Bearer ${token}`;
           else if (auth !== 'none') requestHeaders['authorization'] = auth;
           const hasBody = method !== 'GET' && method !== 'DELETE';
-          const res = await client.request(method, p.replaceAll('TASK', taskId) + q, {
+          const res = await client.request(method, p.replaceAll('TASK', taskId) + queryString(q), {
             headers: requestHeaders,
             ...(hasBody ? payload : {}),
           });
           expect(res.status).toBeLessThan(500);
           // A fuzzed logout with the valid token ends the session: sign in again and go on.
-          if (res.status === 204 && p === '/api/v1/auth/logout') {
+          if (
+            res.status === 204 &&
+            ['/api/v1/auth/logout', '/api/v1/auth/logout-all', '/api/v1/me/sessions/TASK'].includes(
+              p,
+            )
+          ) {
             token = (await client.post('/api/v1/auth/login', { body: credentials })).body.token;
           }
           if (res.status >= 400)

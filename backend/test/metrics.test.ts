@@ -18,6 +18,17 @@ describe('metrics', () => {
     await client.get(`/api/v1/tasks/${created.body.id}`, { token });
     await client.get('/api/does-not-exist/12345');
     await client.get('/api/v1/tasks'); // refused with 401, still measured under its template
+    // Routes of the sync and account features, by their templates too.
+    await client.get('/api/v1/tasks/changes?limit=5', { token });
+    const sessions = await client.get('/api/v1/me/sessions', { token });
+    const other = await client.register();
+    await client.delete(`/api/v1/me/sessions/${sessions.body.items[0].id}`, {
+      token: other.token,
+    });
+    await client.post('/api/v1/me/password', {
+      token: other.token,
+      body: { currentPassword: 'not the password', newPassword: 'a brand new password' },
+    });
 
     const text = await scrape();
     expect(text).toContain('# TYPE http_request_duration_seconds histogram');
@@ -33,7 +44,20 @@ describe('metrics', () => {
     expect(text).toMatch(
       /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/tasks",status_code="401"\} 1/,
     );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/tasks\/changes",status_code="200"\} 1/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/me\/sessions",status_code="200"\} 1/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="DELETE",route="\/api\/v1\/me\/sessions\/:id",status_code="404"\} 1/,
+    );
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/me\/password",status_code="403"\} 1/,
+    );
     expect(text).not.toContain(created.body.id);
+    expect(text).not.toContain(sessions.body.items[0].id);
     expect(text).not.toContain('12345');
   });
 
