@@ -146,6 +146,49 @@ describe('deleting the account', () => {
       idempotency_keys: 0,
     });
   });
+
+  it.each([
+    ['without an Idempotency-Key', {}],
+    ['with an Idempotency-Key', { 'idempotency-key': 'racing' }],
+  ])(
+    'when a task is created %s while the account is being deleted, then 401, not a 500',
+    async (_case, headers) => {
+      const user = await client.register();
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const userLocked = new Promise<void>((resolve) => (locked = resolve));
+      // The deletion holds the user's row from its first statement to its commit.
+      const deletion = app().db.withTransaction(async (tx) => {
+        await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [user.id]);
+        locked();
+        await released;
+        await tx.query('DELETE FROM users WHERE id = $1', [user.id]);
+      });
+      await userLocked;
+      const creating = client.post('/api/v1/tasks', {
+        token: user.token,
+        headers,
+        body: { title: 'too late' },
+      });
+      await waitFor(
+        'the create to wait for the user row',
+        async () =>
+          (
+            await app().db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            )
+          ).rows[0]!.n === 1,
+        { timeoutMs: 5000, intervalMs: 10 },
+      );
+      release();
+      await deletion;
+      const res = await creating;
+      expect(res.status).toBe(401);
+      expect((await rowsOf(user.id)).tasks).toBe(0);
+    },
+  );
 });
 
 describe('changing the password', () => {

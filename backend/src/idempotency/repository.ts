@@ -1,4 +1,5 @@
-import type { Queryable } from '../db.ts';
+import { pgErrorCode, type Queryable } from '../db.ts';
+import { unauthorized } from '../errors.ts';
 
 // Claim the key, or take it over when the old claim is older than 24 hours. A concurrent request
 // with the same key waits on the row lock until the first one commits.
@@ -27,7 +28,11 @@ export async function claim(
   key: string,
   requestHash: Buffer,
 ): Promise<Claim> {
-  const claimed = await tx.query(claimKey, [userId, key, requestHash]);
+  const claimed = await tx.query(claimKey, [userId, key, requestHash]).catch((err: unknown) => {
+    // The user was deleted while this request waited for its row (the account deletion's lock).
+    if (pgErrorCode(err) === '23503') throw unauthorized('The account no longer exists.');
+    throw err;
+  });
   if (claimed.rowCount === 1) return { kind: 'claimed' };
   const { rows } = await tx.query<{ request_hash: Buffer; body: unknown }>(selectKey, [
     userId,

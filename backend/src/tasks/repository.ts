@@ -1,5 +1,5 @@
 import { pgErrorCode, type Queryable } from '../db.ts';
-import { AppError, conflict } from '../errors.ts';
+import { AppError, conflict, unauthorized } from '../errors.ts';
 import type { ListPosition, SyncPosition } from './cursors.ts';
 import type { NewTask, Task, TaskPatch, TaskSort } from './schemas.ts';
 
@@ -89,6 +89,8 @@ export async function insert(
     ]));
   } catch (err) {
     if (pgErrorCode(err) === 'TK001') throw taskDeleted();
+    // The user was deleted while this request waited for its row (the account deletion's lock).
+    if (pgErrorCode(err) === '23503') throw unauthorized('The account no longer exists.');
     throw err;
   }
   if (rows[0]) return { task: toTask(rows[0]), replayed: false };
