@@ -27,9 +27,10 @@ const purgeTombstones = `
       WHERE deleted_at < now() - make_interval(secs => $1) LIMIT ${batchSize})
     RETURNING user_id, change_seq
   ), horizon AS (
-    UPDATE users u SET purged_change_seq = GREATEST(u.purged_change_seq, p.seq)
-    FROM (SELECT user_id, max(change_seq) AS seq FROM purged GROUP BY user_id) p
-    WHERE u.id = p.user_id
+    INSERT INTO task_change_counters AS c (user_id, change_seq, purged_change_seq)
+    SELECT user_id, max(change_seq), max(change_seq) FROM purged GROUP BY user_id
+    ON CONFLICT (user_id) DO UPDATE
+      SET purged_change_seq = GREATEST(c.purged_change_seq, EXCLUDED.purged_change_seq)
   )
   SELECT count(*)::int AS n FROM purged`;
 

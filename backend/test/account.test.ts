@@ -15,6 +15,7 @@ async function rowsOf(userId: string): Promise<Record<string, number>> {
     ['users', 'id'],
     ['tasks', 'user_id'],
     ['task_tombstones', 'user_id'],
+    ['task_change_counters', 'user_id'],
     ['sessions', 'user_id'],
     ['idempotency_keys', 'user_id'],
   ] as const) {
@@ -46,6 +47,7 @@ describe('deleting the account', () => {
       users: 1,
       tasks: 3,
       task_tombstones: 1,
+      task_change_counters: 1,
       sessions: 2,
       idempotency_keys: 3,
     });
@@ -60,6 +62,7 @@ describe('deleting the account', () => {
       users: 0,
       tasks: 0,
       task_tombstones: 0,
+      task_change_counters: 0,
       sessions: 0,
       idempotency_keys: 0,
     });
@@ -103,9 +106,9 @@ describe('deleting the account', () => {
   });
 
   it('when task writes are in flight, then the deletion neither deadlocks nor leaves anything', async () => {
-    // A writer that has locked its task and is about to take the user's change counter: deleting
-    // the user first would wait for the task while holding the user, and the writer would wait
-    // for the user: a deadlock, which PostgreSQL breaks by failing one of them.
+    // A writer that has locked its task and is about to take the change counter: a deletion that
+    // took the counter before the tasks would wait for the task while holding the counter, and
+    // the writer for the counter: a deadlock, which PostgreSQL breaks by failing one of them.
     const user = await client.register();
     const task = (await client.post('/api/v1/tasks', { token: user.token, body: { title: 't' } }))
       .body;
@@ -142,9 +145,55 @@ describe('deleting the account', () => {
       users: 0,
       tasks: 0,
       task_tombstones: 0,
+      task_change_counters: 0,
       sessions: 0,
       idempotency_keys: 0,
     });
+  });
+
+  it('when a task insert has taken the change counter but not yet checked its user, then the deletion waits for it instead of deadlocking', async () => {
+    // The insert's trigger takes the counter row; its foreign key check then needs the user row.
+    // Deleting the user row first and letting the cascade reach the counter would lock the two
+    // in the opposite order.
+    const user = await client.register();
+    // An earlier task write created the counter row (its first creation also locks the user).
+    const first = await client.post('/api/v1/tasks', { token: user.token, body: { title: 'a' } });
+    await client.delete(`/api/v1/tasks/${first.body.id}`, { token: user.token });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let counted!: () => void;
+    const counterTaken = new Promise<void>((resolve) => (counted = resolve));
+    const writer = app()
+      .db.withTransaction(async (tx) => {
+        await tx.query('SELECT next_change_seq($1)', [user.id]); // what the trigger does first
+        counted();
+        await released;
+        await tx.query(`INSERT INTO tasks (user_id, title) VALUES ($1, 'racing')`, [user.id]);
+      })
+      .then(
+        () => 'committed',
+        (err: unknown) => (err as { code?: string }).code ?? String(err),
+      );
+    await counterTaken;
+    const deletion = client.delete('/api/v1/me', {
+      token: user.token,
+      body: { currentPassword: user.password },
+    });
+    await waitFor(
+      'the deletion to wait for a lock',
+      async () =>
+        (
+          await app().db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0]!.n === 1,
+      { timeoutMs: 5000, intervalMs: 10 },
+    );
+    release();
+    expect(await writer).toBe('committed');
+    expect((await deletion).status).toBe(204);
+    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   it.each([

@@ -71,11 +71,11 @@ describe('housekeeping', () => {
         [user.id, other.id],
       ]),
     ).toBe(2);
-    const horizons = await app().db.query<{ id: string; purged_change_seq: string }>(
-      'SELECT id, purged_change_seq FROM users WHERE id = ANY($1)',
+    const horizons = await app().db.query<{ user_id: string; purged_change_seq: string }>(
+      'SELECT user_id, purged_change_seq FROM task_change_counters WHERE user_id = ANY($1)',
       [[user.id, other.id]],
     );
-    expect(Object.fromEntries(horizons.rows.map((r) => [r.id, r.purged_change_seq]))).toEqual({
+    expect(Object.fromEntries(horizons.rows.map((r) => [r.user_id, r.purged_change_seq]))).toEqual({
       [user.id]: second!.change_seq,
       [other.id]: '0',
     });
@@ -91,7 +91,10 @@ describe('housekeeping', () => {
     const purged = await purgeExpired(app().db, retention);
     expect(purged.tombstones).toBe(2500);
     expect(
-      await count('SELECT purged_change_seq::int AS n FROM users WHERE id = $1', [user.id]),
+      await count(
+        'SELECT purged_change_seq::int AS n FROM task_change_counters WHERE user_id = $1',
+        [user.id],
+      ),
     ).toBe(2500);
   });
 });

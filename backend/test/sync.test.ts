@@ -125,7 +125,9 @@ describe('delta sync', () => {
     const user = await client.register();
     await create(user.token, { title: 'x' });
     const next = (await changes(user.token)).body.next;
-    await app().db.query('UPDATE users SET change_seq = 0 WHERE id = $1', [user.id]);
+    await app().db.query('UPDATE task_change_counters SET change_seq = 0 WHERE user_id = $1', [
+      user.id,
+    ]);
     const res = await changes(user.token, `?since=${next}`);
     expect(res.status).toBe(410);
     expect(res.body.type).toBe('urn:tasks-backend:problem:sync-token-expired');
@@ -270,7 +272,7 @@ describe('writers the server does not control', () => {
 
     await app().db.query('DELETE FROM users WHERE id = $1', [user.id]);
 
-    for (const table of ['tasks', 'task_tombstones', 'sessions']) {
+    for (const table of ['tasks', 'task_tombstones', 'task_change_counters', 'sessions']) {
       const left = await app().db.query(
         `SELECT count(*)::int AS n FROM ${table} WHERE user_id = $1`,
         [user.id],

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,14 +65,30 @@ describe('a database upgraded from release 0.1.0', () => {
     expect(sessions.body.items).toEqual([
       expect.objectContaining({ current: true, lastUsedAt: sessions.body.items[0].createdAt }),
     ]);
+    // It got an id when listed, and keeps it.
+    const again = await client.get('/api/v1/me/sessions', { token: user.token });
+    expect(again.body.items[0].id).toBe(sessions.body.items[0].id);
   });
 
-  it('when tasks completed before the upgrade are read, then their completedAt is their updatedAt', async () => {
-    const tasks = await listAll(api(app.baseUrl), user.token);
+  it('when tasks completed before the upgrade are read, then their completedAt is their updatedAt, and an edit keeps it', async () => {
+    const client = api(app.baseUrl);
+    const tasks = await listAll(client, user.token);
     expect(tasks).toHaveLength(legacyTasks);
     for (const task of tasks) {
       expect(task.completedAt).toBe(task.completed ? task.updatedAt : null);
     }
+    const done = tasks.find((t) => t.completed)!;
+    const edited = await client.patch(`/api/v1/tasks/${done.id}`, {
+      token: user.token,
+      body: { title: 'renamed' },
+    });
+    expect(edited.body.completedAt).toBe(done.completedAt);
+    expect(edited.body.updatedAt).not.toBe(done.updatedAt);
+    const { rows } = await app.db.query<{ completed_at: Date }>(
+      'SELECT completed_at FROM tasks WHERE id = $1',
+      [done.id],
+    );
+    expect(rows[0]!.completed_at.toISOString()).toBe(done.completedAt);
   });
 
   it('when the old tasks (all at change 0) are synced one per page, then each comes exactly once, and later edits follow', async () => {
@@ -95,5 +111,54 @@ describe('a database upgraded from release 0.1.0', () => {
     await sync.catchUp();
     expect(sync.tasks.get(first!.id)?.title).toBe('new');
     expect(sync.replica()).toEqual(await listAll(client, user.token));
+  });
+});
+
+describe('the migration on a table prepared as its header says for large tables', () => {
+  it('when the documented statements ran first (concurrently, outside a transaction), then the migration skips the builds and the schema is the same', async () => {
+    const header = await readFile(
+      path.join(migrationsDir, '0003_sync_and_account_lifecycle.sql'),
+      'utf8',
+    );
+    const runbook = header
+      .split('\n')
+      // The runbook is the header's indented lines.
+      .filter((line) => line.startsWith('--   '))
+      .map((line) => line.slice(5))
+      .join('\n')
+      .split(';')
+      .map((statement) => statement.trim())
+      .filter(Boolean);
+    expect(runbook).toHaveLength(5);
+    const url = await createTestDatabase();
+    const prepared = await mkdtemp(path.join(tmpdir(), 'migrations-0001-'));
+    const db = connect(url);
+    try {
+      for (const file of (await readdir(migrationsDir)).filter((f) => f.startsWith('0001_'))) {
+        await cp(path.join(migrationsDir, file), path.join(prepared, file));
+      }
+      await migrate(db, silentLogger, prepared);
+      for (const statement of runbook) await db.query(statement);
+      await migrate(db, silentLogger);
+      const { rows } = await db.query<{ indexname: string }>(
+        `SELECT indexname FROM pg_indexes WHERE tablename = 'tasks' ORDER BY indexname`,
+      );
+      expect(rows.map((r) => r.indexname)).toEqual([
+        'tasks_pkey',
+        'tasks_user_change_seq_idx',
+        'tasks_user_completed_created_idx',
+        'tasks_user_created_idx',
+        'tasks_user_due_idx',
+        'tasks_user_updated_idx',
+      ]);
+      const invalid = await db.query(
+        `SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+         WHERE c.relname = 'tasks' AND NOT i.indisvalid`,
+      );
+      expect(invalid.rows).toEqual([]);
+    } finally {
+      await db.end();
+      await rm(prepared, { recursive: true, force: true });
+    }
   });
 });

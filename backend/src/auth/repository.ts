@@ -38,6 +38,9 @@ const selectSessionUser = `
   )
   SELECT id, email, created_at FROM found`;
 const deleteSession = `DELETE FROM sessions WHERE token_hash = $1`;
+// Sessions from before migration 0003 have no id until they are first listed.
+const fillSessionIds = `
+  UPDATE sessions SET id = gen_random_uuid() WHERE user_id = $1 AND id IS NULL`;
 const selectSessions = `
   SELECT id, created_at, COALESCE(last_used_at, created_at) AS last_used_at, expires_at,
          token_hash = $2 AS current
@@ -54,10 +57,13 @@ const updatePasswordHash = `
 // Marks this transaction as the one deleting the account, so the task trigger leaves no
 // tombstones (they would be deleted a moment later).
 const markAccountDeletion = `SELECT set_config('tasks.deleting_user', $1::text, true)`;
-// Tasks first, then the user: a task write locks its task row and then the user's row (the
-// change counter); deleting the user first would lock in the opposite order and deadlock with it.
+// In the order task writers lock: the task rows, then the change counter, then the user row (a
+// task insert's foreign key check). Deleting the user first, its cascade would reach the tasks
+// and the counter after the user row, and deadlock with a writer holding one of them.
 const deleteTasksOfUser = `DELETE FROM tasks WHERE user_id = $1`;
-// Sessions, idempotency keys and tombstones go with the user (ON DELETE CASCADE).
+const deleteChangeCounter = `DELETE FROM task_change_counters WHERE user_id = $1`;
+// Sessions, idempotency keys, tombstones and the change counter go with the user (ON DELETE
+// CASCADE).
 const deleteUser = `DELETE FROM users WHERE id = $1 AND password_hash = $2`;
 
 interface UserRow {
@@ -135,6 +141,7 @@ export async function listSessions(
   currentTokenHash: Buffer,
   maxSeconds: number,
 ): Promise<SessionInfo[]> {
+  await db.query(fillSessionIds, [userId]);
   const { rows } = await db.query<{
     id: string;
     created_at: Date;
@@ -198,5 +205,6 @@ export async function removeUser(
 ): Promise<boolean> {
   await tx.query(markAccountDeletion, [userId]);
   await tx.query(deleteTasksOfUser, [userId]);
+  await tx.query(deleteChangeCounter, [userId]);
   return (await tx.query(deleteUser, [userId, expected])).rowCount === 1;
 }

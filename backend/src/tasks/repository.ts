@@ -3,8 +3,11 @@ import { AppError, conflict, unauthorized } from '../errors.ts';
 import type { ListPosition, SyncPosition } from './cursors.ts';
 import type { NewTask, Task, TaskPatch, TaskSort } from './schemas.ts';
 
-const columns =
-  'id, title, notes, completed, completed_at, due_at, created_at, updated_at, version';
+// Tasks completed before migration 0003 have no completed_at until their next write (the trigger
+// then stores this same value): their last change is the best knowledge of when.
+const completedAt = 'COALESCE(completed_at, CASE WHEN completed THEN updated_at END)';
+const columns = `id, title, notes, completed, ${completedAt} AS completed_at, due_at, created_at,
+  updated_at, version`;
 
 // One clock reading for both timestamps: two column defaults would read the clock twice, and a
 // new task could show an updatedAt a millisecond after its createdAt. The triggers of migration
@@ -264,20 +267,20 @@ export async function remove(
 
 // The user's counter and the changes after a position, in ONE statement: one snapshot, so every
 // change numbered up to `head` is visible in it (the ordering argument is in migration 0003, at
-// next_change_seq). Live tasks and tombstones share the counter; each branch reads at most
+// next_change_seq). The users row tells a user without changes (head 0) from no user at all. Live tasks and tombstones share the counter; each branch reads at most
 // `limit` rows of its index in order, and the merge keeps the first `limit`. (The rows come out in
 // that order, one user row joined to them; `changes` sorts them again rather than rely on it.)
 export const selectChanges = `
-  SELECT u.change_seq AS head, u.purged_change_seq AS purged, e.*
+  SELECT COALESCE(c.change_seq, 0) AS head, COALESCE(c.purged_change_seq, 0) AS purged, e.*
   FROM users u
+  LEFT JOIN task_change_counters c ON c.user_id = u.id
   LEFT JOIN LATERAL (
-    (SELECT t.change_seq AS seq, t.id, NULL::timestamptz AS deleted_at, t.title, t.notes,
-            t.completed, t.completed_at, t.due_at, t.created_at, t.updated_at, t.version
+    (SELECT t.change_seq AS seq, NULL::timestamptz AS deleted_at, ${columns}
      FROM tasks t
      WHERE t.user_id = u.id AND (t.change_seq, t.id) > ($2::bigint, $3::uuid)
      ORDER BY t.change_seq, t.id LIMIT $4)
     UNION ALL
-    (SELECT d.change_seq, d.task_id, d.deleted_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    (SELECT d.change_seq, d.deleted_at, d.task_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
      FROM task_tombstones d
      WHERE $5 AND d.user_id = u.id AND (d.change_seq, d.task_id) > ($2::bigint, $3::uuid)
      ORDER BY d.change_seq, d.task_id LIMIT $4)
