@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from './support/test-app.ts';
+import { waitFor } from './support/wait.ts';
 
 /** Tasks created offline carry the id their device gave them; retries must be safe. */
 
@@ -123,6 +124,57 @@ describe('client-chosen ids', () => {
     expect(results.filter((r) => r.headers.get('idempotent-replayed') === null)).toHaveLength(1);
     expect(new Set(results.map((r) => JSON.stringify(r.body))).size).toBe(1);
     expect(await countTasks(user.id)).toBe(1);
+  });
+
+  it('when a retry meets a deletion of its task still in progress, then it waits for it and answers task-deleted, without a deadlock', async () => {
+    // A delete of several rows deletes X, then waits for Y; its trigger (the change counter) runs
+    // only at the end. A create of X that took the counter first and then waited for X's
+    // deletion would close a cycle. Ids chosen so that X is deleted before Y.
+    const user = await client.register();
+    const x = { id: '00000000-0000-4000-8000-000000000001', title: 'X' };
+    const y = { id: 'ffffffff-ffff-4fff-bfff-ffffffffffff', title: 'Y' };
+    for (const body of [x, y]) expect((await post(user.token, body)).status).toBe(201);
+    let releaseY!: () => void;
+    const yReleased = new Promise<void>((resolve) => (releaseY = resolve));
+    let lockedY!: () => void;
+    const yLocked = new Promise<void>((resolve) => (lockedY = resolve));
+    const holder = app().db.withTransaction(async (tx) => {
+      await tx.query('SELECT 1 FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE', [
+        user.id,
+        y.id,
+      ]);
+      lockedY();
+      await yReleased;
+    });
+    await yLocked;
+    const deletion = app()
+      .db.query('DELETE FROM tasks WHERE user_id = $1 AND id = ANY ($2::uuid[])', [
+        user.id,
+        [x.id, y.id],
+      ])
+      .then(
+        (r) => r.rowCount,
+        (err: unknown) => (err as { code?: string }).code,
+      );
+    const waiting = async (n: number) =>
+      (
+        await app().db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        )
+      ).rows[0]!.n === n;
+    await waitFor('the deletion to wait for Y', () => waiting(1), {
+      timeoutMs: 5000,
+      intervalMs: 10,
+    });
+    const retry = post(user.token, x);
+    await waitFor('the retry to wait too', () => waiting(2), { timeoutMs: 5000, intervalMs: 10 });
+    releaseY();
+    await holder;
+    expect(await deletion).toBe(2);
+    const res = await retry;
+    expect(res.status).toBe(409);
+    expect(res.body.type).toBe('urn:tasks-backend:problem:task-deleted');
   });
 
   it('when an id is given with an Idempotency-Key, then both hold: the key replays its first answer', async () => {

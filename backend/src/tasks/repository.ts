@@ -12,15 +12,32 @@ const columns = `id, title, notes, completed, ${completedAt} AS completed_at, du
 // One clock reading for both timestamps: two column defaults would read the clock twice, and a
 // new task could show an updatedAt a millisecond after its createdAt. The triggers of migration
 // 0003 stamp change_seq and completed_at, and refuse an id that was deleted (SQLSTATE TK001).
-// A client-chosen id that exists already inserts nothing (then see selectExisting).
-const insertTask = `
-  INSERT INTO tasks (id, user_id, title, notes, completed, due_at, created_at, updated_at,
-                     create_fingerprint)
+const newRow = `
   SELECT COALESCE($6::uuid, gen_random_uuid()), $1, $2, COALESCE($3, ''), COALESCE($4, false),
          $5, now.t, now.t, $7
-  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now
-  ON CONFLICT (user_id, id) DO NOTHING
-  RETURNING ${columns}`;
+  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now`;
+const insertColumns = `id, user_id, title, notes, completed, due_at, created_at, updated_at,
+  create_fingerprint`;
+const insertTask = `INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${columns}`;
+// With the client's id: the task of that id, if it exists, or the new one (`existed` tells).
+// Lock order: every other task writer locks the task row, then the user's change counter (the
+// trigger). An INSERT takes the counter first (its BEFORE trigger) and only then checks the key,
+// waiting for a deletion of that row in progress: a cycle. So the row is looked up first, waiting
+// for such a deletion while holding nothing (FOR KEY SHARE waits for deletions, not for edits),
+// and the INSERT only runs when there is no row. (A row created and then deleted by others in
+// the instant between the two can still close the cycle; PostgreSQL then fails one of them.)
+const insertTaskWithId = `
+  WITH existing AS (
+    SELECT ${columns}, create_fingerprint FROM tasks WHERE user_id = $1 AND id = $6 FOR KEY SHARE
+  ), inserted AS (
+    INSERT INTO tasks (${insertColumns}) ${newRow} WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (user_id, id) DO NOTHING
+    RETURNING ${columns}, create_fingerprint
+  )
+  SELECT *, false AS existed FROM inserted
+  UNION ALL
+  SELECT *, true FROM existing`;
+// When a concurrent create of the same id won the race: its row, or its tombstone.
 const selectExisting = `
   SELECT ${columns}, create_fingerprint,
          EXISTS (SELECT 1 FROM task_tombstones WHERE user_id = $1 AND task_id = $2) AS deleted
@@ -79,9 +96,12 @@ export async function insert(
   input: NewTask,
   fingerprint?: Buffer,
 ): Promise<Inserted> {
-  let rows: TaskRow[];
+  type Row = TaskRow & { create_fingerprint: Buffer | null; existed?: boolean; deleted?: boolean };
+  const sameRequest = (row: Row) =>
+    fingerprint !== undefined && row.create_fingerprint?.equals(fingerprint) === true;
+  let rows: Row[];
   try {
-    ({ rows } = await db.query<TaskRow>(insertTask, [
+    ({ rows } = await db.query<Row>(input.id === undefined ? insertTask : insertTaskWithId, [
       userId,
       input.title,
       input.notes ?? null,
@@ -96,13 +116,15 @@ export async function insert(
     if (pgErrorCode(err) === '23503') throw unauthorized('The account no longer exists.');
     throw err;
   }
-  if (rows[0]) return { task: toTask(rows[0]), replayed: false };
-  const { rows: existing } = await db.query<
-    TaskRow & { create_fingerprint: Buffer | null; deleted: boolean }
-  >(selectExisting, [userId, input.id]);
-  const row = existing[0]!;
-  if (row.deleted) throw taskDeleted();
-  if (row.id === null || !fingerprint || !row.create_fingerprint?.equals(fingerprint)) {
+  let row = rows[0];
+  if (!row) {
+    row = (await db.query<Row>(selectExisting, [userId, input.id])).rows[0]!;
+    if (row.deleted) throw taskDeleted();
+    if (row.id === null) throw conflict('A task with this id was being created; retry.');
+    row.existed = true;
+  }
+  if (!row.existed) return { task: toTask(row), replayed: false };
+  if (!sameRequest(row)) {
     throw conflict('A task with this id exists already, created with a different body.');
   }
   return { task: toTask(row), replayed: true };
