@@ -196,6 +196,52 @@ describe('deleting the account', () => {
     expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
+  it("when the housekeeping is purging the user's tombstones, then the deletion waits for it instead of deadlocking", async () => {
+    // The purge deletes tombstones, then records its horizon on the change counter; a deletion
+    // that took the counter before the tombstones would lock the two the other way round.
+    const user = await client.register();
+    const doomed = await client.post('/api/v1/tasks', { token: user.token, body: { title: 'x' } });
+    await client.delete(`/api/v1/tasks/${doomed.body.id}`, { token: user.token });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let purging!: () => void;
+    const tombstonesTaken = new Promise<void>((resolve) => (purging = resolve));
+    const purge = app()
+      .db.withTransaction(async (tx) => {
+        await tx.query('DELETE FROM task_tombstones WHERE user_id = $1', [user.id]);
+        purging();
+        await released;
+        await tx.query(
+          'UPDATE task_change_counters SET purged_change_seq = change_seq WHERE user_id = $1',
+          [user.id],
+        );
+      })
+      .then(
+        () => 'committed',
+        (err: unknown) => (err as { code?: string }).code ?? String(err),
+      );
+    await tombstonesTaken;
+    const deletion = client.delete('/api/v1/me', {
+      token: user.token,
+      body: { currentPassword: user.password },
+    });
+    await waitFor(
+      'the deletion to wait for a lock',
+      async () =>
+        (
+          await app().db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0]!.n === 1,
+      { timeoutMs: 5000, intervalMs: 10 },
+    );
+    release();
+    expect(await purge).toBe('committed');
+    expect((await deletion).status).toBe(204);
+    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
   it.each([
     ['without an Idempotency-Key', {}],
     ['with an Idempotency-Key', { 'idempotency-key': 'racing' }],

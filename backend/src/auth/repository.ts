@@ -57,13 +57,13 @@ const updatePasswordHash = `
 // Marks this transaction as the one deleting the account, so the task trigger leaves no
 // tombstones (they would be deleted a moment later).
 const markAccountDeletion = `SELECT set_config('tasks.deleting_user', $1::text, true)`;
-// In the order task writers lock: the task rows, then the change counter, then the user row (a
-// task insert's foreign key check). Deleting the user first, its cascade would reach the tasks
-// and the counter after the user row, and deadlock with a writer holding one of them.
+// In the order the other writers lock: task rows, then tombstones (the housekeeping purge), then
+// the change counter, then the user row (foreign key checks). Deleting the user first, its
+// cascade would reach them after the user row, and deadlock with a writer holding one of them.
 const deleteTasksOfUser = `DELETE FROM tasks WHERE user_id = $1`;
+const deleteTombstonesOfUser = `DELETE FROM task_tombstones WHERE user_id = $1`;
 const deleteChangeCounter = `DELETE FROM task_change_counters WHERE user_id = $1`;
-// Sessions, idempotency keys, tombstones and the change counter go with the user (ON DELETE
-// CASCADE).
+// Sessions and idempotency keys go with the user (ON DELETE CASCADE).
 const deleteUser = `DELETE FROM users WHERE id = $1 AND password_hash = $2`;
 
 interface UserRow {
@@ -205,6 +205,7 @@ export async function removeUser(
 ): Promise<boolean> {
   await tx.query(markAccountDeletion, [userId]);
   await tx.query(deleteTasksOfUser, [userId]);
+  await tx.query(deleteTombstonesOfUser, [userId]);
   await tx.query(deleteChangeCounter, [userId]);
   return (await tx.query(deleteUser, [userId, expected])).rowCount === 1;
 }
