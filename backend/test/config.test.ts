@@ -53,6 +53,28 @@ describe('configuration', () => {
     ]);
   });
 
+  it('when the session lifetimes are set, then sessions slide within the cap and tombstones last their retention', () => {
+    expect(loadConfig({}).auth).toMatchObject({
+      tokenTtlSeconds: 30 * 86_400,
+      sessionMaxLifetimeSeconds: 365 * 86_400,
+    });
+    expect(loadConfig({}).sync).toEqual({ tombstoneRetentionSeconds: 30 * 86_400 });
+    const custom = loadConfig({
+      AUTH_TOKEN_TTL_SECONDS: '3600',
+      AUTH_SESSION_MAX_LIFETIME_SECONDS: '7200',
+      SYNC_TOMBSTONE_RETENTION_SECONDS: '86400',
+    });
+    expect(custom.auth.sessionMaxLifetimeSeconds).toBe(7200);
+    expect(custom.sync.tombstoneRetentionSeconds).toBe(86_400);
+    // A cap below the lifetime a token starts with could never hold; nor can a retention of 0.
+    expect(() =>
+      loadConfig({ AUTH_TOKEN_TTL_SECONDS: '7200', AUTH_SESSION_MAX_LIFETIME_SECONDS: '3600' }),
+    ).toThrow(/AUTH_SESSION_MAX_LIFETIME_SECONDS must be at least AUTH_TOKEN_TTL_SECONDS/);
+    expect(() => loadConfig({ SYNC_TOMBSTONE_RETENTION_SECONDS: '0' })).toThrow(
+      /SYNC_TOMBSTONE_RETENTION_SECONDS/,
+    );
+  });
+
   it('when DATABASE_URL is not a postgres URL, then it is refused', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x/y' })).toThrow(/DATABASE_URL/);
   });
