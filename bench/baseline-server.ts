@@ -97,7 +97,13 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
       await pool.query('SELECT 1');
       readyCheckedAt = Date.now();
     }
-    send(res, 200, { status: 'ok', database: 'ok', migrations: 'ok', shutdown: 'no' });
+    send(res, 200, {
+      status: 'ok',
+      version: 'baseline',
+      database: 'ok',
+      migrations: 'ok',
+      shutdown: 'no',
+    });
     return;
   }
   const body = req.method === 'POST' ? await readBody(req) : '';
