@@ -1,7 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { percentile } from '../backend/test/support/stats.ts';
 import type { BenchDatabase, Fixture } from './database.ts';
+import type { Measurement } from './measure.ts';
 
 /**
  * pgbench runs the SQL the backend runs for one request (the session lookup, then the task query)
@@ -9,16 +11,6 @@ import type { BenchDatabase, Fixture } from './database.ts';
  * pgbench variables are numbers only, so each fixture (token hash, user, task) becomes a script
  * file of its own with the values inlined, and pgbench picks among them at random (-f file@1).
  */
-
-export interface Measurement {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  failures: number;
-  /** CPU time of the server process per request, in microseconds (HTTP targets only). */
-  cpuUsPerRequest?: number;
-}
 
 const hasCommand = (command: string): boolean => {
   try {
@@ -75,11 +67,6 @@ export const pgbenchScripts: Record<
   // The health probe runs no SQL per request (readiness is cached for a second): no pgbench row.
   health: undefined,
 };
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 export async function runPgbench(options: {
   pgbench: string;
@@ -145,13 +132,12 @@ export async function runPgbench(options: {
     }
   }
   await rm(dir, { recursive: true, force: true });
-  const sorted = Float64Array.from(latencies).sort();
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(output);
   const failed = /number of failed transactions: (\d+)/.exec(output);
   return {
     rps: tps ? Number(tps[1]) : latencies.length / options.seconds,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
     requests: latencies.length,
     failures: failed ? Number(failed[1]) : 0,
   };
