@@ -2,14 +2,15 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { percentile } from '../backend/test/support/stats.ts';
+import { fixtureValues, type Step } from './baselines.ts';
 import type { BenchDatabase, Fixture } from './database.ts';
 import type { Measurement } from './measure.ts';
 
 /**
- * pgbench runs the SQL the backend runs for one request (the session lookup, then the task query)
- * as one pgbench "transaction", so its tps is the database's ceiling for that request.
- * pgbench variables are numbers only, so each fixture (token hash, user, task) becomes a script
- * file of its own with the values inlined, and pgbench picks among them at random (-f file@1).
+ * pgbench runs a baseline's statements for one request (baselines.ts) as one pgbench
+ * "transaction", so its tps is the database's ceiling for that request. pgbench variables are
+ * numbers only, so each fixture (token hash, user, task) becomes a script file of its own with
+ * the values inlined, and pgbench picks among them at random (-f file@1).
  */
 
 const hasCommand = (command: string): boolean => {
@@ -48,43 +49,45 @@ export function findPgbench(log: (line: string) => void): string | undefined {
   return undefined;
 }
 
-const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
-const sessionLookup = (f: Fixture) => `SELECT u.id, u.email, u.created_at
-  FROM sessions s JOIN users u ON u.id = s.user_id
-  WHERE s.token_hash = '\\x${f.tokenHash.toString('hex')}'::bytea AND s.expires_at > now();`;
+/** A parameter as an SQL literal, for a script that runs a parameterised statement's SQL. */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (Buffer.isBuffer(value)) return `'\\x${value.toString('hex')}'::bytea`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
+  throw new Error(`no SQL literal for ${typeof value}`);
+}
 
-/** The SQL of one request of each scenario, for one fixture. */
-export const pgbenchScripts: Record<
-  string,
-  ((f: Fixture, listLimit: number) => string) | undefined
-> = {
-  'get-by-id': (f) =>
-    `${sessionLookup(f)}\nSELECT ${columns} FROM tasks WHERE id = '${f.taskId}' AND user_id = '${f.userId}';\n`,
-  list: (f, limit) =>
-    `${sessionLookup(f)}\nSELECT ${columns} FROM tasks WHERE user_id = '${f.userId}' ORDER BY created_at DESC, id DESC LIMIT ${limit + 1};\n`,
-  create: (f) =>
-    `${sessionLookup(f)}\nINSERT INTO tasks (user_id, title, notes, completed, due_at) VALUES ('${f.userId}', 'Benchmark task', COALESCE(NULL, ''), COALESCE(NULL, false), NULL) RETURNING ${columns};\n`,
-  // The health probe runs no SQL per request (readiness is cached for a second): no pgbench row.
-  health: undefined,
-};
+/** The SQL of `steps` for one fixture, parameters inlined. */
+export function pgbenchScript(steps: readonly Step[], fixture: Fixture): string {
+  const values = fixtureValues(fixture);
+  return steps
+    .map((step) => {
+      const params = step.params(values);
+      // The declared SQL has no "$" but its parameters' (no dollar quotes, no "$" in literals).
+      const sql = step.sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+      return `${sql.trim()};\n`;
+    })
+    .join('');
+}
 
 export async function runPgbench(options: {
   pgbench: string;
   db: BenchDatabase;
-  scenario: string;
-  listLimit: number;
+  steps: readonly Step[] | undefined;
+  name: string;
   clients: number;
   seconds: number;
   workDir: string;
 }): Promise<Measurement | undefined> {
-  const script = pgbenchScripts[options.scenario];
-  if (!script) return undefined;
-  const dir = path.join(options.workDir, `pgbench-${options.scenario}-${Date.now()}`);
+  const { steps } = options;
+  if (!steps) return undefined;
+  const dir = path.join(options.workDir, `pgbench-${options.name}-${Date.now()}`);
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   for (const [i, fixture] of options.db.fixtures.slice(0, 100).entries()) {
     const file = path.join(dir, `script-${i}.sql`);
-    await writeFile(file, script(fixture, options.listLimit));
+    await writeFile(file, pgbenchScript(steps, fixture));
     files.push('-f', `${file}@1`);
   }
   const args = [

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { repoRoot, type ServerProcess } from '../backend/test/support/processes.ts';
+import { twoQuery } from './baselines.ts';
 import { parseBenchArgs, type BenchOptions } from './cli.ts';
 import { startBenchDatabase } from './database.ts';
 import { loadHttp, measureRounds, type HttpTarget } from './measure.ts';
@@ -19,7 +20,7 @@ import {
   summarise,
   summaryTable,
 } from './report.ts';
-import { checkScenarios, listLimit, scenarios, selectScenarios } from './scenarios.ts';
+import { checkScenarios, scenarios, selectScenarios } from './scenarios.ts';
 import { buildBackend, startBaseline, startBenchBackend } from './servers.ts';
 
 /**
@@ -61,7 +62,7 @@ async function compare(options: BenchOptions): Promise<void> {
       METRICS_ENABLED: 'false',
     });
     const logWarn = await backend('backend, LOG_LEVEL=warn', { LOG_LEVEL: 'warn' });
-    const baseline = await startBaseline(db.url);
+    const baseline = await startBaseline(twoQuery, db.url);
     servers.push(baseline);
     await checkScenarios([main, baseline], db.fixtures[0]!);
     log(
@@ -86,8 +87,8 @@ async function compare(options: BenchOptions): Promise<void> {
         const m = await runPgbench({
           pgbench,
           db,
-          scenario: scenario.name,
-          listLimit,
+          steps: twoQuery.plans[scenario.name],
+          name: scenario.name,
           clients: options.connections,
           seconds: options.duration,
           workDir: resultsDir,
@@ -186,7 +187,7 @@ async function profile(options: BenchOptions): Promise<void> {
               source: options.source,
               nodeArgs,
             })
-          : await startBaseline(db.url, nodeArgs);
+          : await startBaseline(twoQuery, db.url, nodeArgs);
       let requests = 0;
       try {
         const load = (seconds: number) =>

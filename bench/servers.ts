@@ -7,6 +7,7 @@ import {
   type BackendProcess,
   type ServerProcess,
 } from '../backend/test/support/processes.ts';
+import type { Baseline } from './baselines.ts';
 
 /** The server processes a benchmark compares; each is stopped by the harness, by its PID. */
 
@@ -36,17 +37,23 @@ export function startBenchBackend(
   );
 }
 
-/** The node:http + pg baseline (bench/baseline-server.ts), always from TypeScript via tsx. */
+/** A node:http + pg baseline (bench/baseline-server.ts), always from TypeScript via tsx. */
 export async function startBaseline(
+  baseline: Baseline,
   databaseUrl: string,
   nodeArgs: string[] = [],
 ): Promise<ServerProcess> {
   const port = await freePort();
   return startServer({
-    name: 'node:http + pg',
+    name: baseline.label,
     args: [...nodeArgs, '--import', 'tsx', 'bench/baseline-server.ts'],
     port,
     readyPath: '/api/health/ready',
-    env: { PORT: String(port), DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: '10' },
+    env: {
+      BASELINE: baseline.name,
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      DATABASE_POOL_MAX: '10',
+    },
   });
 }
