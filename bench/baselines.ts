@@ -159,6 +159,12 @@ export const twoQuery: Baseline = {
 /** Every baseline the harness runs, each as its own process and its own pgbench row. */
 export const baselines: readonly Baseline[] = [twoQuery];
 
+/** The scenarios a baseline answers: those it has steps for, and readiness. */
+export const scenariosOf = (baseline: Baseline): ScenarioName[] => [
+  ...(Object.keys(baseline.plans) as ScenarioName[]),
+  'health',
+];
+
 export function baselineNamed(name: string): Baseline {
   const baseline = baselines.find((b) => b.name === name);
   if (!baseline) {

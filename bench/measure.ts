@@ -1,8 +1,8 @@
 import autocannon from 'autocannon';
 import type { ServerProcess } from '../backend/test/support/processes.ts';
 import { percentile } from '../backend/test/support/stats.ts';
-import type { Fixture } from './database.ts';
-import { headersFor, type Scenario } from './scenarios.ts';
+import type { Fixture, StatementCounter, StatementCounts } from './database.ts';
+import { headersFor, type Scenario, type ScenarioName } from './scenarios.ts';
 
 /** One measurement of one target under one scenario. */
 export interface Measurement {
@@ -17,6 +17,30 @@ export interface Measurement {
   rssMiB?: number;
   /** Bytes the server wrote to stdout (its request log) per request. */
   logBytesPerRequest?: number;
+  /** Requests sent, answered or not (the last ones may be cut off at the deadline). */
+  sent?: number;
+  /**
+   * Statements PostgreSQL executed per request for this target (pg_stat_statements calls of its
+   * role, BEGIN and COMMIT included): with node-postgres, database round trips per request.
+   */
+  dbStatementsPerRequest?: number;
+  /** The same per statement, by pg_stat_statements' queryid. */
+  dbStatements?: Record<string, { query: string; perRequest: number }>;
+}
+
+/** Statement counts of a measurement, per request. */
+export function statementsPerRequest(
+  counts: StatementCounts,
+  requests: number,
+): Pick<Measurement, 'dbStatementsPerRequest' | 'dbStatements'> {
+  const per = (calls: number) => calls / Math.max(1, requests);
+  const entries = [...counts].map(
+    ([id, { query, calls }]) => [id, { query, perRequest: per(calls) }] as const,
+  );
+  return {
+    dbStatementsPerRequest: per([...counts.values()].reduce((sum, { calls }) => sum + calls, 0)),
+    dbStatements: Object.fromEntries(entries),
+  };
 }
 
 /**
@@ -65,16 +89,23 @@ export async function loadHttp(
     cpuUsPerRequest: perRequest(cpuMs * 1000),
     rssMiB: server.memory().rssMiB,
     logBytesPerRequest: perRequest(server.stdoutBytes() - before.logBytes),
+    sent: result.requests.sent,
   };
 }
 
 /** A server measured under some or all scenarios. */
 export interface HttpTarget {
-  /** Its key in the results: backend, baseline, backend-metrics-off… */
+  /** Its key in the results: backend, baseline:two-query, backend-metrics-off… */
   key: string;
+  /** What the printed table calls it. */
+  label: string;
   server: ServerProcess;
   /** The scenarios it is measured under (all when absent). */
-  only?: readonly Scenario['name'][];
+  scenarios?: readonly ScenarioName[];
+  /** A variant of the backend, measured for a figure of its own rather than a table row. */
+  variant?: boolean;
+  /** Counts its statements in PostgreSQL (its own role). */
+  statements?: StatementCounter;
 }
 
 /** Measurements by scenario name, then by target key. */
@@ -92,7 +123,8 @@ export async function measureRounds(options: {
   scenarios: readonly Scenario[];
   fixtures: readonly Fixture[];
   targets: readonly HttpTarget[];
-  database?: (scenario: Scenario) => Promise<[key: string, Measurement] | undefined>;
+  /** Measurements of the database alone (pgbench), by target key. */
+  database?: (scenario: Scenario) => Promise<[key: string, Measurement][]>;
   onMeasurement: (round: number, scenario: Scenario, key: string, m: Measurement) => void;
 }): Promise<Round[]> {
   const rounds: Round[] = [];
@@ -100,7 +132,9 @@ export async function measureRounds(options: {
     const round: Round = {};
     for (const scenario of options.scenarios) {
       const results: Record<string, Measurement> = {};
-      const targets = options.targets.filter((t) => !t.only || t.only.includes(scenario.name));
+      const targets = options.targets.filter(
+        (t) => !t.scenarios || t.scenarios.includes(scenario.name),
+      );
       // Rotate the order each round so that no target always runs first (or last) in a round.
       const shift = r % targets.length;
       for (const target of [...targets.slice(shift), ...targets.slice(0, shift)]) {
@@ -110,13 +144,15 @@ export async function measureRounds(options: {
             connections: options.connections,
           });
         if (options.warmup > 0) await load(options.warmup);
+        await target.statements?.reset();
         const m = await load(options.duration);
+        if (target.statements) {
+          Object.assign(m, statementsPerRequest(await target.statements.read(), m.sent ?? 0));
+        }
         results[target.key] = m;
         options.onMeasurement(r, scenario, target.key, m);
       }
-      const database = await options.database?.(scenario);
-      if (database) {
-        const [key, m] = database;
+      for (const [key, m] of (await options.database?.(scenario)) ?? []) {
         results[key] = m;
         options.onMeasurement(r, scenario, key, m);
       }

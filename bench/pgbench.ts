@@ -2,9 +2,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { percentile } from '../backend/test/support/stats.ts';
-import { fixtureValues, type Step } from './baselines.ts';
-import type { BenchDatabase, Fixture } from './database.ts';
-import type { Measurement } from './measure.ts';
+import { fixtureValues, type Baseline, type Step } from './baselines.ts';
+import type { BenchDatabase, DatabaseRole, Fixture } from './database.ts';
+import { statementsPerRequest, type Measurement } from './measure.ts';
+import type { Column } from './report.ts';
+import type { Scenario } from './scenarios.ts';
 
 /**
  * pgbench runs a baseline's statements for one request (baselines.ts) as one pgbench
@@ -75,6 +77,8 @@ export async function runPgbench(options: {
   pgbench: string;
   db: BenchDatabase;
   steps: readonly Step[] | undefined;
+  /** The role pgbench logs in as; its statements are counted. */
+  role: DatabaseRole;
   name: string;
   clients: number;
   seconds: number;
@@ -96,7 +100,7 @@ export async function runPgbench(options: {
     '-p',
     String(options.db.port),
     '-U',
-    options.db.user,
+    options.role.name,
     '-n', // no vacuum of pgbench's own tables: there are none
     '-M',
     'extended', // the protocol node-postgres uses for parameterised queries
@@ -112,9 +116,10 @@ export async function runPgbench(options: {
     ...files,
     options.db.database,
   ];
+  await options.role.statements.reset();
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(options.pgbench, args, {
-      env: { ...process.env, PGPASSWORD: options.db.password },
+      env: { ...process.env, PGPASSWORD: options.role.password },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
@@ -143,5 +148,48 @@ export async function runPgbench(options: {
     p99Ms: percentile(latencies, 0.99),
     requests: latencies.length,
     failures: failed ? Number(failed[1]) : 0,
+    ...statementsPerRequest(await options.role.statements.read(), latencies.length),
+  };
+}
+
+/**
+ * pgbench on each baseline's statements, as a role of its own per baseline: the database-only
+ * measurements of a scenario (none for a scenario without statements), and their table columns.
+ */
+export async function pgbenchTargets(options: {
+  pgbench: string;
+  db: BenchDatabase;
+  baselines: readonly Baseline[];
+  clients: number;
+  seconds: number;
+  workDir: string;
+}): Promise<{
+  columns: Column[];
+  measure: (scenario: Scenario) => Promise<[key: string, Measurement][]>;
+}> {
+  const runs: { key: string; baseline: Baseline; role: DatabaseRole }[] = [];
+  for (const baseline of options.baselines) {
+    const key = `pgbench:${baseline.name}`;
+    runs.push({ key, baseline, role: await options.db.role(key) });
+  }
+  return {
+    columns: runs.map(({ key, baseline }) => ({
+      key,
+      label: `pgbench, ${baseline.name} statements`,
+      inlinedValues: true,
+    })),
+    measure: async (scenario) => {
+      const measured: [string, Measurement][] = [];
+      for (const { key, baseline, role } of runs) {
+        const m = await runPgbench({
+          ...options,
+          role,
+          steps: baseline.plans[scenario.name],
+          name: `${baseline.name}-${scenario.name}`,
+        });
+        if (m) measured.push([key, m]);
+      }
+      return measured;
+    },
   };
 }

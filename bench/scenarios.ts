@@ -73,14 +73,23 @@ export function headersFor(scenario: Scenario, fixture: Fixture): Record<string,
   return headers;
 }
 
-/** One request per scenario: right status, and the same JSON shape from every server. */
+/**
+ * One request per scenario to every target measured under it: the right status, and the same
+ * JSON shape from all of them.
+ */
 export async function checkScenarios(
-  servers: readonly { name: string; baseUrl: string }[],
+  targets: readonly {
+    server: { name: string; baseUrl: string };
+    scenarios?: readonly ScenarioName[];
+  }[],
+  active: readonly Scenario[],
   fixture: Fixture,
 ): Promise<void> {
-  for (const scenario of scenarios) {
-    const shapes: string[] = [];
-    for (const server of servers) {
+  for (const scenario of active) {
+    const shapes = new Map<string, string>();
+    for (const { server } of targets.filter(
+      (t) => !t.scenarios || t.scenarios.includes(scenario.name),
+    )) {
       const res = await fetch(`${server.baseUrl}${scenario.path(fixture)}`, {
         method: scenario.method,
         headers: headersFor(scenario, fixture),
@@ -93,16 +102,16 @@ export async function checkScenarios(
         );
       }
       const sample = (body as { items?: unknown[] }).items?.[0] ?? body;
-      shapes.push(
+      shapes.set(
+        server.name,
         Object.keys(sample as object)
           .sort()
           .join(','),
       );
     }
-    if (new Set(shapes).size !== 1) {
-      throw new Error(
-        `${scenario.label}: backend and baseline answer differently: ${shapes.join(' | ')}`,
-      );
+    if (new Set(shapes.values()).size > 1) {
+      const each = [...shapes].map(([name, shape]) => `${name}: ${shape}`);
+      throw new Error(`${scenario.label}: the targets answer differently: ${each.join(' | ')}`);
     }
   }
 }

@@ -8,6 +8,8 @@ import {
   type ServerProcess,
 } from '../backend/test/support/processes.ts';
 import type { Baseline } from './baselines.ts';
+import type { BenchDatabase } from './database.ts';
+import type { HttpTarget } from './measure.ts';
 
 /** The server processes a benchmark compares; each is stopped by the harness, by its PID. */
 
@@ -56,4 +58,32 @@ export async function startBaseline(
       DATABASE_POOL_MAX: '10',
     },
   });
+}
+
+export interface TargetSpec extends Omit<HttpTarget, 'server' | 'statements'> {
+  start: (databaseUrl: string) => Promise<ServerProcess>;
+}
+
+/**
+ * Starts every target, one after the other, each on a database role of its own so that
+ * PostgreSQL counts its statements apart. Stops those already started when one fails.
+ */
+export async function startTargets(
+  db: BenchDatabase,
+  specs: readonly TargetSpec[],
+): Promise<{ targets: HttpTarget[]; stop: () => Promise<void> }> {
+  const targets: HttpTarget[] = [];
+  const stop = async () => {
+    for (const { server } of targets) await server.stop();
+  };
+  try {
+    for (const { start, ...spec } of specs) {
+      const role = await db.role(spec.key);
+      targets.push({ ...spec, server: await start(role.url), statements: role.statements });
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { targets, stop };
 }
