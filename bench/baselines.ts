@@ -104,8 +104,10 @@ const answerCreated = (rows: Row[]): Answer => {
   };
 };
 
-// ---- the two-query baseline: today's backend SQL, character for character ---------------------
-// (backend/src/auth/repository.ts and backend/src/tasks/repository.ts as of issue 15's start)
+// ---- the two-query baseline: the backend's SQL as of issue 15's start --------------------------
+// (backend/src/auth/repository.ts and backend/src/tasks/repository.ts). Copied, not imported, so
+// that it stays the same when the backend changes; the table's "same statements as backend"
+// column says, from PostgreSQL's queryids, whether it still matches.
 
 const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
 
