@@ -1,16 +1,20 @@
 import { z } from 'zod';
-import { badRequest, type FieldProblem } from './errors.ts';
+import { invalid, type FieldProblem } from './errors.ts';
 
-/** Parses `value` with `schema`, or throws a 400 problem that lists every field problem. */
+/**
+ * Parses `value` with `schema`, or throws a validation error that lists every field problem.
+ * `name` prefixes the reported names (a header's name: its value has no fields of its own).
+ */
 export function parse<S extends z.ZodType>(
   schema: S,
   value: unknown,
   where: FieldProblem['in'],
+  name?: string,
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const errors = result.error.issues.flatMap((issue): FieldProblem[] => {
-    const path = issue.path.map(String);
+    const path = [...(name === undefined ? [] : [name]), ...issue.path.map(String)];
     // Each unknown key is reported under its own name, not under its parent object.
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({
@@ -22,7 +26,7 @@ export function parse<S extends z.ZodType>(
     return [{ name: path.join('.') || '(root)', in: where, reason: issue.message }];
   });
   const noun = where === 'body' ? 'request body' : `${where} parameters`;
-  throw badRequest(
+  throw invalid(
     `The ${noun} has ${errors.length} problem${errors.length === 1 ? '' : 's'}: ` +
       errors.map((e) => `${e.name} ${e.reason}`).join('; '),
     errors,

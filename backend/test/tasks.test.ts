@@ -1,17 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
+const { client, app } = useTestApp();
 let token: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
   ({ token } = await client.register());
 });
-afterAll(() => app.close());
 
 const create = async (body: Record<string, unknown>, as = token) => {
   const res = await client.post('/api/v1/tasks', { token: as, body });
@@ -38,7 +33,7 @@ describe('creating and reading tasks', () => {
     expect(read.status).toBe(200);
     expect(read.body).toEqual(res.body);
     // And the stored row matches.
-    const row = await app.db.query(
+    const row = await app().db.query(
       'SELECT title, notes, completed, version FROM tasks WHERE id = $1',
       [res.body.id],
     );
@@ -95,11 +90,11 @@ describe('creating and reading tasks', () => {
   ])(
     'when the body has %s, then 400 listing each field and nothing is stored',
     async (_case, body, fields) => {
-      const before = await app.db.query('SELECT count(*)::int AS n FROM tasks');
+      const before = await app().db.query('SELECT count(*)::int AS n FROM tasks');
       const res = await client.post('/api/v1/tasks', { token, body });
       expect(res.status).toBe(400);
       expect(res.body.errors.map((e: { name: string }) => e.name).sort()).toEqual(fields);
-      const after = await app.db.query('SELECT count(*)::int AS n FROM tasks');
+      const after = await app().db.query('SELECT count(*)::int AS n FROM tasks');
       expect(after.rows[0]).toEqual(before.rows[0]);
     },
   );
@@ -234,7 +229,7 @@ describe('listing', () => {
     } while (cursor);
 
     // Newest first; rows created within the same millisecond are ordered by id, as the API promises.
-    const { rows } = await app.db.query<{ id: string }>(
+    const { rows } = await app().db.query<{ id: string }>(
       'SELECT id FROM tasks WHERE id = ANY($1) ORDER BY created_at DESC, id DESC',
       [created],
     );
@@ -293,7 +288,7 @@ describe('idempotent creation', () => {
     expect(again.body).toEqual(first.body);
     expect(again.headers.get('location')).toBe(first.headers.get('location'));
     expect(again.headers.get('idempotent-replayed')).toBe('true');
-    const count = await app.db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
+    const count = await app().db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });
@@ -327,7 +322,7 @@ describe('idempotent creation', () => {
       body: { title: 'B' },
     });
     expect(res.status).toBe(422);
-    const count = await app.db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
+    const count = await app().db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });
@@ -359,7 +354,7 @@ describe('idempotent creation', () => {
       headers,
       body: { title: 'A' },
     });
-    await app.db.query(
+    await app().db.query(
       `UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1`,
       [user.id],
     );
