@@ -337,7 +337,7 @@ exec pg_restore "$@"
       await upgraded.run(['up', '-d', '--no-deps', 'db']);
       await stack.healthy(['db'], upgraded);
       await upgraded.run(['up', '-d', '--no-deps', 'backup']);
-      expect(await stack.sql('SHOW server_version_num;', upgraded)).toMatch(/^17\d{4}$/);
+      expect((await stack.sql('SHOW server_version_num;', upgraded)).trim()).toMatch(/^17\d{4}$/);
       const restored = await upgraded.run(['run', '--rm', '-T', 'backup', 'restore', DRILL_DUMP], {
         allowFailure: true,
       });
