@@ -1,15 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import { z } from 'zod';
-import { pinoHttp } from 'pino-http';
 import { bearerAuthenticator, authRoutes, type AuthDeps } from './auth/routes.ts';
 import { authService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db.ts';
-import { DatabaseUnavailableError } from './errors.ts';
 import { createReadiness, healthRoutes, type HealthDeps } from './health.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
+import { closeWhenDraining, migrationGate, requestLog, securityHeaders } from './http/pipeline.ts';
 import { problemHandler, routeNotFound } from './http/problems.ts';
 import { mountRoutes, type AnyRoute } from './http/routes.ts';
 import type { Lifecycle } from './lifecycle.ts';
@@ -71,9 +68,6 @@ export interface AppDeps {
   version: string;
 }
 
-// Accept a caller's request id only when it is short and harmless in logs and headers.
-const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
-
 /** Builds the Express app from its dependencies. It never listens: main.ts and tests do that. */
 export function createApp(deps: AppDeps): Express {
   const { config, db, logger, metrics, lifecycle, version } = deps;
@@ -84,46 +78,10 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.trustProxy);
 
   if (metrics) app.use(metrics.middleware);
-  app.use((_req, res, next) => {
-    // While draining, ask keep-alive clients to reconnect (to another instance).
-    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
-    next();
-  });
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && saneRequestId.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      // 503 is the database being away (an outage alerts on its own), 500 is our bug.
-      customLogLevel: (_req, res) =>
-        res.statusCode >= 500 && res.statusCode !== 503
-          ? 'error'
-          : res.statusCode >= 400
-            ? 'warn'
-            : 'info',
-      // Probes and scrapes every few seconds would drown the log; they still get metrics.
-      autoLogging: { ignore: (req) => req.url?.startsWith('/api/health') === true },
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: loggableUrl(req.url),
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
-  app.use(helmet());
-  app.use('/api/v1', (_req, _res, next) => {
-    // Until the schema is up to date, the API's tables may not exist: a 503 to retry, not a 500.
-    if (!lifecycle.migrated) throw new DatabaseUnavailableError('migrating');
-    next();
-  });
+  app.use(closeWhenDraining(lifecycle));
+  app.use(requestLog(logger, loggableUrl));
+  app.use(securityHeaders);
+  app.use('/api/v1', migrationGate(lifecycle));
 
   const auth = authService(db, config.auth);
   const services: AppServices = {

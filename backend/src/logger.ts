@@ -17,7 +17,15 @@ const redact = [
   '*.DATABASE_URL',
 ];
 
-/** JSON lines to stdout (or to `destination`, for tests that read them). */
+/**
+ * JSON lines to stdout, written asynchronously: a request does not wait for write(2), and lines
+ * logged while a write is in flight go out together in the next one (the cost is measured in the
+ * README). Nothing waits for a buffer to fill (minLength 0), so a quiet process still logs at once.
+ * On every way out that runs JavaScript (process.exit from a shutdown, a signal or a fatal error,
+ * or the event loop running dry) pino's exit hook writes what is still pending synchronously;
+ * backend/test/shutdown.test.ts checks the last lines before SIGTERM and before a crash. Only a
+ * SIGKILL or the OOM killer can lose the lines of the last moment. `destination` is for tests.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {
     level,
@@ -26,5 +34,5 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: 0 }));
 }

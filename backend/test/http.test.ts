@@ -110,11 +110,18 @@ describe('HTTP basics', () => {
     expect(none.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('sends helmet security headers and no X-Powered-By', async () => {
-    const res = await client.get('/api/health/live');
-    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('strict-transport-security')).toBeTruthy();
-    expect(res.headers.get('x-powered-by')).toBeNull();
+  it("sends the security headers OWASP's REST cheat sheet asks of an API, and no X-Powered-By", async () => {
+    for (const res of [await client.get('/api/health/live'), await client.get('/api/v1/me')]) {
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('strict-transport-security')).toBe(
+        'max-age=31536000; includeSubDomains',
+      );
+      expect(res.headers.get('content-security-policy')).toBe(
+        "default-src 'none'; frame-ancestors 'none'",
+      );
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('x-powered-by')).toBeNull();
+    }
   });
 
   it('serves no metrics on the public port', async () => {
