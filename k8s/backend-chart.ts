@@ -16,9 +16,6 @@ export interface BackendChartProps {
   readonly env: Environment;
 }
 
-/** The shutdown delay must cover at least one readiness period (checked in environment.ts). */
-export const readinessPeriodSeconds = 5;
-
 /** Delay plus timeout, and 15 s for the pool to end and logs to flush before the SIGKILL. */
 export function terminationGracePeriodSeconds(env: Environment): number {
   return Math.ceil((env.backend.shutdownDelayMs + env.backend.shutdownTimeoutMs) / 1000) + 15;
@@ -136,7 +133,7 @@ export class BackendChart extends Chart {
           // blip does not empty every endpoint at once.
           readiness: kplus.Probe.fromHttpGet(backendNames.readinessPath, {
             port: backendNames.httpPort,
-            periodSeconds: Duration.seconds(readinessPeriodSeconds),
+            periodSeconds: Duration.seconds(backendNames.readinessPeriodSeconds),
             timeoutSeconds: Duration.seconds(2),
             failureThreshold: 3,
           }),

@@ -1,4 +1,4 @@
-import { readinessPeriodSeconds } from './backend-chart.ts';
+import { backendNames } from './names.ts';
 
 /**
  * The Helm-free "values": what may differ between environments, typed, with defaults in one place.
@@ -301,6 +301,7 @@ function environmentProblems(env: Environment): string[] {
       problems.push(`${what} resources: a request is above its limit`);
     }
   }
+  const { readinessPeriodSeconds } = backendNames;
   if (shutdownDelayMs < readinessPeriodSeconds * 1000) {
     // Endpoint removal races SIGTERM; serving on for one readiness period covers the race.
     problems.push(

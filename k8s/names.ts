@@ -26,6 +26,11 @@ export const backendNames = {
   metricsPath: '/metrics',
   livenessPath: '/api/health/live',
   readinessPath: '/api/health/ready',
+  /**
+   * The readiness probe's period. Here, not in the chart, because the settings check reads it too:
+   * the shutdown delay must cover at least one period.
+   */
+  readinessPeriodSeconds: 5,
 } as const;
 
 export const postgresNames = {
