@@ -1,19 +1,23 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
-import { createEnvironmentApp } from '../../environment-app.ts';
+import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
+import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import {
-  resolveEnvironment,
-  type Environment,
-  type EnvironmentSettings,
-  type SynthOverrides,
-} from '../../environment.ts';
+  buildEnvironment,
+  type BuildOptions,
+  type EnvironmentOutput,
+} from '../../environment-app.ts';
+import type { Environment, EnvironmentSettings } from '../../environment.ts';
+import { dev } from '../../environments/dev.ts';
 import { environments } from '../../environments/index.ts';
+import { production } from '../../environments/production.ts';
+import { staging } from '../../environments/staging.ts';
 
 /** One synthesized object, as `kubectl apply` would read it. */
 export interface KubeObject {
@@ -30,31 +34,154 @@ export interface KubeObject {
 
 export interface Synthesized {
   readonly env: Environment;
-  /** Every chart's YAML, in apply order: what the snapshot records. */
+  readonly output: EnvironmentOutput;
+  /** Every folder's YAML, setup first, with a header per file: what the snapshot records. */
   readonly yaml: string;
+  /** Every object of every folder. */
   readonly objects: readonly KubeObject[];
+  /** The objects of one folder ('' is the release folder). */
+  readonly folder: (path: string) => readonly KubeObject[];
+}
+
+export function parseObjects(yaml: string): KubeObject[] {
+  return parseAllDocuments(yaml)
+    .map((doc) => doc.toJS() as KubeObject | null)
+    .filter((object): object is KubeObject => object !== null);
 }
 
 /** Synthesizes one environment in memory (nothing is written), exactly as `npm run synth` would. */
-export function synthesize(
-  settings: EnvironmentSettings,
-  overrides: SynthOverrides = {},
-): Synthesized {
-  const app = createEnvironmentApp(settings, {
-    outdir: join(tmpdir(), 'k8s-test-unused'),
-    overrides,
-  });
-  const yaml = app.synthYaml();
-  const objects = parseAllDocuments(yaml)
-    .map((doc) => doc.toJS() as KubeObject | null)
-    .filter((object): object is KubeObject => object !== null);
-  return { env: resolveEnvironment(settings, overrides), yaml, objects };
+export function synthesize(settings: EnvironmentSettings, options: BuildOptions = {}): Synthesized {
+  const output = buildEnvironment(settings, options);
+  const byFolder = new Map(
+    output.folders.map((folder) => [
+      folder.path,
+      folder.files.flatMap((file) => parseObjects(file.yaml)),
+    ]),
+  );
+  const yaml = output.folders
+    .flatMap((folder) =>
+      folder.files.map(
+        (file) =>
+          `# ${[output.env.name, folder.path, file.name].filter(Boolean).join('/')}\n${file.yaml}`,
+      ),
+    )
+    .join('');
+  return {
+    env: output.env,
+    output,
+    yaml,
+    objects: [...byFolder.values()].flat(),
+    folder: (path) => byFolder.get(path) ?? [],
+  };
 }
 
 /** Every environment `npm run synth` writes, synthesized once per test file. */
 export const synthesizedEnvironments: readonly Synthesized[] = environments.map((settings) =>
   synthesize(settings),
 );
+
+/** Looks like `kubeseal --raw` output (base64 of an RSA-sealed value); opens nowhere. */
+const sealed = (key: string) => `AgB${Buffer.from(`sealed ${key} `.repeat(6)).toString('base64')}`;
+
+/**
+ * Every option besides the defaults, each on the environment it changes, so the schema, policy,
+ * reachability and kubectl checks cover what an operator can switch on, not only what the
+ * environment files use.
+ */
+export const optionVariants: readonly {
+  readonly label: string;
+  readonly settings: EnvironmentSettings;
+  readonly options: BuildOptions;
+}[] = [
+  {
+    label: 'production with an Ingress instead of the Gateway',
+    settings: production,
+    options: {
+      overrides: {
+        expose: 'ingress',
+        host: 'tasks.acme.io',
+        ingressClass: 'traefik',
+        ingressAnnotations: {
+          'cert-manager.io/cluster-issuer': 'letsencrypt',
+          'traefik.ingress.kubernetes.io/router.entrypoints': 'websecure',
+        },
+        ingressControllerNamespace: 'traefik',
+        tlsSecret: 'tasks-acme-io-tls',
+      },
+    },
+  },
+  {
+    label: 'production with Envoy Gateway proxies, selected by label',
+    settings: {
+      ...production,
+      expose: {
+        kind: 'gateway',
+        host: 'tasks.acme.io',
+        gateway: { name: 'eg', namespace: 'infra' },
+        proxies: {
+          namespace: 'envoy-gateway-system',
+          podLabels: { 'gateway.envoyproxy.io/owning-gateway-name': 'eg' },
+        },
+      },
+    },
+    options: {},
+  },
+  {
+    label: 'production with External Secrets',
+    settings: production,
+    options: {
+      overrides: {
+        secretSource: 'external-secrets',
+        secretStore: { kind: 'ClusterSecretStore', name: 'vault' },
+        secretRemoteKey: 'tasks/production/db',
+      },
+    },
+  },
+  {
+    label: 'production with Sealed Secrets, a private registry and a restore',
+    settings: production,
+    options: {
+      overrides: {
+        secretSource: 'sealed-secrets',
+        sealedSecrets: Object.fromEntries(
+          ['DATABASE_URL', 'POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB'].map((key) => [
+            key,
+            sealed(key),
+          ]),
+        ),
+        imagePullSecrets: ['ghcr-pull'],
+      },
+      restoreDump: 'tasks-20261130T120000Z.dump',
+    },
+  },
+  {
+    label: 'staging with External Secrets (DATABASE_URL only)',
+    settings: staging,
+    options: {
+      overrides: {
+        secretSource: 'external-secrets',
+        secretStore: { kind: 'SecretStore', name: 'aws' },
+        secretRemoteKey: 'tasks-staging-db',
+      },
+    },
+  },
+  {
+    label: 'dev without backups',
+    settings: { ...dev, database: { ...dev.database, backup: false } as typeof dev.database },
+    options: {},
+  },
+];
+
+export interface Labelled extends Synthesized {
+  /** The environment's name, or the variant's description. */
+  readonly label: string;
+}
+
+/** The environments and every option variant, for the checks that must hold for all of them. */
+export const everySynthesis: readonly Labelled[] = [
+  ...synthesizedEnvironments.map((s) => ({ ...s, label: s.env.name })),
+  ...optionVariants.map((v) => ({ ...synthesize(v.settings, v.options), label: v.label })),
+];
 
 export function ofKind<T>(objects: readonly KubeObject[], kind: string): (T & KubeObject)[] {
   return objects.filter((object) => object.kind === kind) as (T & KubeObject)[];
@@ -73,6 +200,9 @@ export function find<T>(
 /** A workload's pod template with enough context to check and to evaluate policies against. */
 export interface PodTemplate {
   readonly owner: string;
+  readonly kind: 'Deployment' | 'StatefulSet' | 'CronJob' | 'Job' | 'Pod';
+  /** Serves traffic for as long as it runs (probes, PDB and spread apply), unlike a batch pod. */
+  readonly longRunning: boolean;
   readonly namespace: string;
   readonly replicasAtMost: number;
   readonly labels: Record<string, string>;
@@ -81,6 +211,7 @@ export interface PodTemplate {
   readonly containers: readonly IContainer[];
 }
 
+/** Every pod any object would create: workloads' templates, CronJobs' job templates, bare Pods. */
 export function podTemplates(objects: readonly KubeObject[]): PodTemplate[] {
   const hpaMax = new Map(
     ofKind<{ spec: { scaleTargetRef: { name: string }; maxReplicas: number } }>(
@@ -88,18 +219,40 @@ export function podTemplates(objects: readonly KubeObject[]): PodTemplate[] {
       'HorizontalPodAutoscaler',
     ).map((hpa) => [hpa.spec.scaleTargetRef.name, hpa.spec.maxReplicas]),
   );
-  const workloads = [
-    ...ofKind<IDeployment>(objects, 'Deployment'),
-    ...ofKind<IStatefulSet>(objects, 'StatefulSet'),
+  const templates: (readonly [
+    KubeObject,
+    PodTemplate['kind'],
+    IPodTemplateSpec | undefined,
+    number,
+  ])[] = [
+    ...ofKind<IDeployment>(objects, 'Deployment').map(
+      (d) =>
+        [
+          d,
+          'Deployment',
+          d.spec?.template,
+          hpaMax.get(d.metadata.name) ?? d.spec?.replicas ?? 1,
+        ] as const,
+    ),
+    ...ofKind<IStatefulSet>(objects, 'StatefulSet').map(
+      (s) => [s, 'StatefulSet', s.spec?.template, s.spec?.replicas ?? 1] as const,
+    ),
+    ...ofKind<ICronJob>(objects, 'CronJob').map(
+      (c) => [c, 'CronJob', c.spec?.jobTemplate.spec?.template, 1] as const,
+    ),
+    ...ofKind<IJob>(objects, 'Job').map((j) => [j, 'Job', j.spec?.template, 1] as const),
+    ...ofKind<IPod>(objects, 'Pod').map(
+      (p) => [p, 'Pod', { metadata: p.metadata, spec: p.spec }, 1] as const,
+    ),
   ];
-  return workloads.map((workload) => {
-    const template = workload.spec?.template;
-    if (!template?.spec)
-      throw new Error(`${workload.kind}/${workload.metadata.name} has no pod spec`);
+  return templates.map(([object, kind, template, replicasAtMost]) => {
+    if (!template?.spec) throw new Error(`${kind}/${object.metadata.name} has no pod spec`);
     return {
-      owner: `${workload.kind}/${workload.metadata.name}`,
-      namespace: workload.metadata.namespace ?? 'default',
-      replicasAtMost: hpaMax.get(workload.metadata.name) ?? workload.spec?.replicas ?? 1,
+      owner: `${kind}/${object.metadata.name}`,
+      kind,
+      longRunning: kind === 'Deployment' || kind === 'StatefulSet',
+      namespace: object.metadata.namespace ?? 'default',
+      replicasAtMost,
       labels: template.metadata?.labels ?? {},
       annotations: template.metadata?.annotations ?? {},
       spec: template.spec,
