@@ -1,24 +1,43 @@
-import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-import { authRouter } from './auth/routes.ts';
+import { bearerAuthenticator, authRoutes, type AuthDeps } from './auth/routes.ts';
+import { authService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db.ts';
-import {
-  AppError,
-  DatabaseUnavailableError,
-  payloadTooLarge,
-  problemHandler,
-  routeNotFound,
-} from './errors.ts';
-import { createReadiness, healthRouter, type Lifecycle } from './health.ts';
+import { DatabaseUnavailableError } from './errors.ts';
+import { createReadiness, healthRoutes, type HealthDeps } from './health.ts';
+import { buildOpenApiDocument } from './http/openapi.ts';
+import { problemHandler, routeNotFound } from './http/problems.ts';
+import { mountRoutes, type AnyRoute } from './http/routes.ts';
+import type { Lifecycle } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { buildOpenApiDocument } from './openapi.ts';
-import { tasksRouter } from './tasks/routes.ts';
-import { testRouter } from './test-routes.ts';
+import { tasksRoutes, type TasksDeps } from './tasks/routes.ts';
+import { tasksService } from './tasks/service.ts';
+import { testRoutes } from './test-routes.ts';
+
+/**
+ * The API is exactly this list: Express mounts it and the OpenAPI document describes it. A new
+ * feature adds its routes here, and its service to `AppServices` (the compiler insists on both).
+ */
+type AppServices = HealthDeps & AuthDeps & TasksDeps;
+export const apiRoutes: readonly AnyRoute<AppServices>[] = [
+  ...healthRoutes,
+  ...authRoutes,
+  ...tasksRoutes,
+];
+
+const apiTags = {
+  health: 'Liveness, readiness, and this document',
+  auth: 'Accounts and sessions',
+  tasks: "The signed-in user's to-do tasks",
+};
+
+export function apiDocument(version: string): Record<string, unknown> {
+  return buildOpenApiDocument(apiRoutes, { version, tags: apiTags });
+}
 
 export interface AppDeps {
   config: Config;
@@ -32,11 +51,10 @@ export interface AppDeps {
 
 // Accept a caller's request id only when it is short and harmless in logs and headers.
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
-const bodyLimitBytes = 1024 * 1024;
 
 /** Builds the Express app from its dependencies. It never listens: main.ts and tests do that. */
 export function createApp(deps: AppDeps): Express {
-  const { config, db, logger, metrics, lifecycle } = deps;
+  const { config, db, logger, metrics, lifecycle, version } = deps;
   const app = express();
   app.disable('x-powered-by');
   // Conditional requests are ours to answer (task ETags are versions), not Express's body hashes.
@@ -79,58 +97,26 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(helmet());
-  app.use((req, res, next) => {
-    // A body we cannot read as JSON gets a clear 415 instead of a confusing validation error.
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined ||
-      Number(req.headers['content-length'] ?? 0) > 0;
-    if (hasBody && !req.is('application/json')) {
-      throw new AppError(
-        415,
-        'unsupported-media-type',
-        'Unsupported media type',
-        'Send the body as application/json.',
-      );
-    }
-    // Refuse a body declared too large before reading it: body-parser would first read (and
-    // discard) all of it, holding the socket for as long as the client keeps sending.
-    if (Number(req.headers['content-length'] ?? 0) > bodyLimitBytes) {
-      res.setHeader('Connection', 'close');
-      throw payloadTooLarge();
-    }
-    next();
-  });
-  app.use(
-    express.json({
-      limit: bodyLimitBytes,
-      // JSON text is UTF-8 (RFC 8259). Decoding invalid bytes to U+FFFD would store text the
-      // client never sent; reject the body as malformed instead.
-      verify: (_req, _res, buf) => {
-        if (!isUtf8(buf)) {
-          throw Object.assign(new Error('body is not valid UTF-8'), {
-            type: 'entity.parse.failed',
-          });
-        }
-      },
-    }),
-  );
-
-  const readiness = createReadiness(db, lifecycle, {
-    timeoutMs: Math.min(1000, config.database.connectTimeoutMs),
-  });
-  app.use(healthRouter(readiness, deps.version));
-  const openapi = JSON.stringify(buildOpenApiDocument(deps.version));
-  app.get('/api/openapi.json', (_req, res) => {
-    res.type('application/json').send(openapi);
-  });
   app.use('/api/v1', (_req, _res, next) => {
     // Until the schema is up to date, the API's tables may not exist: a 503 to retry, not a 500.
     if (!lifecycle.migrated) throw new DatabaseUnavailableError('migrating');
     next();
   });
-  app.use(authRouter(db, config.auth));
-  app.use(tasksRouter(db));
-  if (config.enableTestRoutes) app.use(testRouter(db));
+
+  const auth = authService(db, config.auth);
+  const services: AppServices = {
+    readiness: createReadiness(db, lifecycle, {
+      timeoutMs: Math.min(1000, config.database.connectTimeoutMs),
+    }),
+    version,
+    openApiDocument: () => document,
+    auth,
+    tasks: tasksService(db),
+  };
+  const document = apiDocument(version);
+  const options = { authenticate: bearerAuthenticator(auth) };
+  app.use(mountRoutes(apiRoutes, services, options));
+  if (config.enableTestRoutes) app.use(mountRoutes(testRoutes, { db }, options));
 
   app.use(routeNotFound);
   app.use(problemHandler);

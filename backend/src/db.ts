@@ -1,10 +1,10 @@
 import pg from 'pg';
 import type { Logger } from './logger.ts';
-import { DatabaseUnavailableError } from './errors.ts';
+import { AppError, DatabaseUnavailableError } from './errors.ts';
 
 /**
- * The only module that imports `pg`. It owns the pool and turns "the database is not there"
- * into DatabaseUnavailableError (503) so that callers never hang and never answer 500 for it.
+ * The only module that imports `pg`. It owns the pool and turns "the database is not there" into
+ * DatabaseUnavailableError, so that callers never hang and never fail with a driver error for it.
  */
 
 export type Row = Record<string, unknown>;
@@ -67,13 +67,34 @@ const unavailableMessages = [
   'Cannot use a pool after calling end',
 ];
 
-/** Maps driver errors that mean unavailability to DatabaseUnavailableError; returns others as-is. */
-function classifyDbError(err: unknown): unknown {
-  if (err instanceof DatabaseUnavailableError) return err;
+/** The SQLSTATE (or Node system error code) of a driver error, e.g. '23505'; else undefined. */
+export function pgErrorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Maps driver errors that mean unavailability to DatabaseUnavailableError, and data exceptions to
+ * an invalid-value error; returns others as-is.
+ */
+function classifyDbError(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  const code = pgErrorCode(err);
   if (code === '57014') return new DatabaseUnavailableError('timeout', { cause: err }); // statement_timeout
-  if (typeof code === 'string' && unavailableCodes.has(code)) {
+  if (code !== undefined && unavailableCodes.has(code)) {
     return new DatabaseUnavailableError('unreachable', { cause: err });
+  }
+  // Class 22, data exception (a value out of range, an invalid date): only a value the client sent
+  // that validation let through can cause it. The client's mistake, not our bug.
+  if (code?.startsWith('22')) {
+    return new AppError(
+      'invalid-value',
+      'A value in the request is out of range.',
+      {},
+      {
+        cause: err,
+      },
+    );
   }
   const message = err instanceof Error ? err.message : '';
   if (unavailableMessages.some((m) => message.includes(m))) {
@@ -129,8 +150,8 @@ export function createDb(options: DbOptions): Db {
     try {
       return await pool.connect();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && configurationCodes.has(code)) throw err;
+      const code = pgErrorCode(err);
+      if (code !== undefined && configurationCodes.has(code)) throw err;
       const classified = classifyDbError(err);
       throw classified instanceof DatabaseUnavailableError
         ? classified

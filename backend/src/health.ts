@@ -1,17 +1,12 @@
-import { Router, type Response } from 'express';
+import { z } from 'zod';
 import type { Db } from './db.ts';
+import { routesFor } from './http/routes.ts';
+import type { Lifecycle } from './lifecycle.ts';
 
 /**
  * Liveness never touches the database (a database outage must not restart every pod);
  * readiness does, bounded in time and cached for about a second so probes cannot hammer it.
  */
-
-export interface Lifecycle {
-  /** Set once migrations are applied (or known to be). */
-  migrated: boolean;
-  /** Set the moment shutdown begins; readiness answers 503 from then on. */
-  shuttingDown: boolean;
-}
 
 export interface ReadinessResult {
   ready: boolean;
@@ -22,11 +17,13 @@ export interface ReadinessResult {
   };
 }
 
+export type Readiness = () => Promise<ReadinessResult>;
+
 export function createReadiness(
   db: Db,
   lifecycle: Lifecycle,
   options: { timeoutMs: number; cacheMs?: number },
-): () => Promise<ReadinessResult> {
+): Readiness {
   const cacheMs = options.cacheMs ?? 1000;
   let cached: { at: number; ok: boolean } | undefined;
   let inFlight: Promise<boolean> | undefined;
@@ -62,22 +59,89 @@ export function createReadiness(
   };
 }
 
-/** Every answer names the version, so a rollout (or a load balancer) shows which build served it. */
-export function healthRouter(readiness: () => Promise<ReadinessResult>, version: string): Router {
-  const router = Router();
-  const answerReady = async (res: Response): Promise<void> => {
-    const result = await readiness();
-    // Health answers are never cached by anything in between.
-    res.setHeader('Cache-Control', 'no-store');
-    res
-      .status(result.ready ? 200 : 503)
-      .json({ status: result.ready ? 'ok' : 'unavailable', version, ...result.checks });
-  };
-  router.get('/api/health/live', (_req, res) => {
-    res.setHeader('Cache-Control', 'no-store');
-    res.json({ status: 'ok', version });
-  });
-  router.get('/api/health/ready', (_req, res) => answerReady(res));
-  router.get('/api/health', (_req, res) => answerReady(res));
-  return router;
+export const healthSchema = z
+  .object({
+    status: z.enum(['ok', 'unavailable']),
+    version: z.string().describe('The build that answered (APP_VERSION)'),
+    database: z.enum(['ok', 'unavailable']).optional(),
+    migrations: z.enum(['ok', 'pending']).optional(),
+    shutdown: z.enum(['no', 'in progress']).optional(),
+  })
+  .meta({ id: 'Health' });
+
+const openApiDocumentSchema = z
+  .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) })
+  .meta({ id: 'OpenApiDocument' });
+
+export interface HealthDeps {
+  readonly readiness: Readiness;
+  /** Every answer names the version, so a rollout (or a load balancer) shows which build served. */
+  readonly version: string;
+  /** The OpenAPI document, serialised once. */
+  readonly openApiDocument: () => unknown;
 }
+
+const route = routesFor<HealthDeps>();
+// Health answers are never cached by anything in between.
+const noStore = { 'Cache-Control': 'no-store' } as const;
+const noStoreHeader = { 'Cache-Control': { description: 'Always `no-store`' } };
+
+const readyRoute = (path: '/api/health/ready' | '/api/health', operationId: string) =>
+  route({
+    method: 'get',
+    path,
+    operationId,
+    summary:
+      path === '/api/health'
+        ? 'Same as /api/health/ready'
+        : 'Readiness: 200 when the database answers, migrations are applied and no shutdown is under way',
+    tags: ['health'],
+    database: false,
+    responses: {
+      200: { description: 'Ready', body: healthSchema, headers: noStoreHeader },
+      503: {
+        description: 'Not ready; the body says why',
+        body: healthSchema,
+        headers: noStoreHeader,
+      },
+    },
+    handler: async (_ctx, { readiness, version }) => {
+      const result = await readiness();
+      const body = { version, ...result.checks };
+      return result.ready
+        ? { status: 200, headers: noStore, body: { status: 'ok', ...body } }
+        : { status: 503, headers: noStore, body: { status: 'unavailable', ...body } };
+    },
+  });
+
+export const healthRoutes = [
+  route({
+    method: 'get',
+    path: '/api/health/live',
+    operationId: 'getLiveness',
+    summary: 'Liveness: 200 while the process runs; never touches the database',
+    tags: ['health'],
+    database: false,
+    responses: { 200: { description: 'Alive', body: healthSchema, headers: noStoreHeader } },
+    handler: (_ctx, { version }) => ({
+      status: 200,
+      headers: noStore,
+      body: { status: 'ok', version },
+    }),
+  }),
+  readyRoute('/api/health/ready', 'getReadiness'),
+  readyRoute('/api/health', 'getHealth'),
+  route({
+    method: 'get',
+    path: '/api/openapi.json',
+    operationId: 'getOpenApiDocument',
+    summary: 'This document',
+    tags: ['health'],
+    database: false,
+    responses: { 200: { description: 'The OpenAPI 3.1 document', body: openApiDocumentSchema } },
+    handler: (_ctx, { openApiDocument }) => ({
+      status: 200,
+      body: openApiDocument() as z.input<typeof openApiDocumentSchema>,
+    }),
+  }),
+];

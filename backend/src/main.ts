@@ -1,55 +1,39 @@
-import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createDb, type Db } from './db.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.ts';
+import { pgErrorCode } from './db.ts';
 import { DatabaseUnavailableError } from './errors.ts';
-import type { Lifecycle } from './health.ts';
-import { createLogger, type Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
-import { migrate, pendingMigrations } from './migrate.ts';
 import { scheduleHousekeeping } from './housekeeping.ts';
+import { migrate, pendingMigrations } from './migrate.ts';
+import { createRuntime, type Runtime } from './runtime.ts';
 import { createHttpServer, createMetricsServer, drain, listen } from './server.ts';
 
-/** The process: config → database → listen → migrate → ready; signals → graceful shutdown. */
-
-const packageVersion = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  }
-).version;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The process: config → runtime → listen → migrate → ready; signals → graceful shutdown. */
 
 /**
  * Brings the schema up to date (or, with MIGRATE_ON_START=false, waits until someone else has),
  * retrying while the database is unreachable: a pod may well start before its database.
  * An edited or failing migration is fatal.
  */
-async function prepareSchema(
-  db: Db,
-  config: Config,
-  logger: Logger,
-  lifecycle: Lifecycle,
-): Promise<void> {
+async function prepareSchema({ db, config, logger, lifecycle }: Runtime): Promise<void> {
   for (let attempt = 1; !lifecycle.shuttingDown; attempt++) {
     try {
       if (config.database.migrateOnStart) {
         await migrate(db, logger);
-        lifecycle.migrated = true;
+        lifecycle.markMigrated();
         return;
       }
       const pending = await pendingMigrations(db);
       if (pending.length === 0) {
-        lifecycle.migrated = true;
+        lifecycle.markMigrated();
         return;
       }
       logger.warn({ pending }, 'waiting for migrations to be applied (MIGRATE_ON_START=false)');
     } catch (err) {
       if (!(err instanceof DatabaseUnavailableError)) throw err;
-      const cause = err.cause as { message?: string; code?: string } | undefined;
+      const cause = err.cause instanceof Error ? err.cause : undefined;
       logger.warn(
-        { attempt, reason: cause?.message ?? err.detail, code: cause?.code },
+        { attempt, reason: cause?.message ?? err.detail, code: pgErrorCode(cause) },
         'database unavailable while preparing the schema; retrying',
       );
     }
@@ -68,8 +52,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
-  const version = config.version ?? packageVersion;
+  const runtime = await createRuntime(config);
+  const { logger, metrics, lifecycle, version } = runtime;
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled promise rejection');
     process.exit(1);
@@ -79,28 +63,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  let embedded: EmbeddedDatabase | undefined;
-  if (!config.database.url) {
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.database.embeddedDataDir,
-      port: config.database.embeddedPort,
-      logger,
-    });
-  }
-  const metrics = config.metricsEnabled ? createMetrics({ version }) : undefined;
-  const db = createDb({
-    ...config.database,
-    url: config.database.url ?? embedded!.url,
-    logger,
-    ...(metrics && {
-      onQuery: (seconds: number, ok: boolean) =>
-        metrics.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
-    }),
-  });
-  metrics?.observePool(() => db.poolStats());
-  const lifecycle: Lifecycle = { migrated: false, shuttingDown: false };
-
-  const server = createHttpServer(createApp({ config, db, logger, metrics, lifecycle, version }));
+  const server = createHttpServer(createApp(runtime));
   const metricsServer = metrics && createMetricsServer(metrics);
   const address = await listen(server, config.port, config.host);
   if (metricsServer) await listen(metricsServer, config.metricsPort, config.host);
@@ -115,15 +78,13 @@ async function main(): Promise<void> {
   );
   if (config.enableTestRoutes) logger.warn('ENABLE_TEST_ROUTES is on: /api/_test/* is reachable');
 
-  let stopping = false;
   let stopHousekeeping = (): void => undefined;
   const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) {
+    if (lifecycle.shuttingDown) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
-    lifecycle.shuttingDown = true;
+    lifecycle.beginShutdown();
     stopHousekeeping();
     const { delayMs, timeoutMs } = config.shutdown;
     logger.info({ signal, delayMs, timeoutMs }, 'shutdown started: readiness is now 503');
@@ -134,8 +95,7 @@ async function main(): Promise<void> {
     if (!drained)
       logger.warn({ timeoutMs }, 'shutdown: requests still running at the timeout were cut');
     if (metricsServer) await drain(metricsServer, 1000);
-    await db.end();
-    await embedded?.stop();
+    await runtime.close();
     logger.info({ drained }, 'shutdown complete');
     process.exit(0);
   };
@@ -143,10 +103,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   const started = performance.now();
-  await prepareSchema(db, config, logger, lifecycle);
+  await prepareSchema(runtime);
   if (lifecycle.migrated) {
     logger.info({ ms: Math.round(performance.now() - started) }, 'ready');
-    stopHousekeeping = scheduleHousekeeping(db, logger);
+    stopHousekeeping = scheduleHousekeeping(runtime.db, logger);
   }
 }
 

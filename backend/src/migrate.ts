@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Db } from './db.ts';
+import { pgErrorCode, type Db } from './db.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -55,7 +55,7 @@ export async function pendingMigrations(db: Db, dir = migrationsDir): Promise<st
     .query<{ version: string }>('SELECT version FROM schema_migrations')
     .catch((err: unknown) => {
       // No table yet: everything is pending.
-      if ((err as { code?: string }).code === '42P01') return { rows: [] };
+      if (pgErrorCode(err) === '42P01') return { rows: [] };
       throw err;
     });
   const applied = new Set(rows.map((row) => row.version));

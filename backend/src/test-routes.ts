@@ -1,34 +1,55 @@
-import { Router } from 'express';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Db } from './db.ts';
-import { parse } from './validation.ts';
+import { routesFor } from './http/routes.ts';
 
 /**
  * Routes for tests of shutdown, timeouts and monitoring. Mounted only with ENABLE_TEST_ROUTES=true,
- * which no deployment in this repository sets.
+ * which no deployment in this repository sets; not part of the API or its document.
  */
-export function testRouter(db: Db): Router {
-  const router = Router();
-  const ms = z.strictObject({ ms: z.coerce.number<string>().int().min(0).max(60_000) });
 
-  /** Answers after `ms` milliseconds: an in-flight request for drain tests. */
-  router.get('/api/_test/slow', async (req, res) => {
-    const { ms: delay } = parse(ms, req.query, 'query');
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    res.json({ sleptMs: delay });
-  });
+const route = routesFor<{ readonly db: Db }>();
+const delay = z.strictObject({ ms: z.coerce.number<string>().int().min(0).max(60_000) });
+const slept = z.object({ sleptMs: z.int() }).meta({ id: 'TestSlept' });
 
-  /** Holds a query in PostgreSQL for `ms` milliseconds (past statement_timeout, it is cancelled). */
-  router.get('/api/_test/slow-query', async (req, res) => {
-    const { ms: delay } = parse(ms, req.query, 'query');
-    await db.query('SELECT pg_sleep($1)', [delay / 1000]);
-    res.json({ sleptMs: delay });
-  });
-
-  /** A genuine 500, so that error metrics and alerts can be exercised. */
-  router.get('/api/_test/error', () => {
-    throw new Error('deliberate test failure');
-  });
-
-  return router;
-}
+export const testRoutes = [
+  route({
+    method: 'get',
+    path: '/api/_test/slow',
+    operationId: 'testSlow',
+    summary: 'Answers after `ms` milliseconds: an in-flight request for drain tests',
+    tags: ['test'],
+    database: false,
+    query: delay,
+    responses: { 200: { description: 'Slept', body: slept } },
+    handler: async ({ query }) => {
+      await sleep(query.ms);
+      return { status: 200, body: { sleptMs: query.ms } };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/_test/slow-query',
+    operationId: 'testSlowQuery',
+    summary: 'Holds a query for `ms` milliseconds (past statement_timeout, it is cancelled)',
+    tags: ['test'],
+    query: delay,
+    responses: { 200: { description: 'Slept', body: slept } },
+    handler: async ({ query }, { db }) => {
+      await db.query('SELECT pg_sleep($1)', [query.ms / 1000]);
+      return { status: 200, body: { sleptMs: query.ms } };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/_test/error',
+    operationId: 'testError',
+    summary: 'A genuine 500, so that error metrics and alerts can be exercised',
+    tags: ['test'],
+    database: false,
+    responses: { 200: { description: 'Never' } },
+    handler: () => {
+      throw new Error('deliberate test failure');
+    },
+  }),
+];

@@ -1,16 +1,20 @@
 import { z } from 'zod';
-import { badRequest, type FieldProblem } from './errors.ts';
+import { invalid, type FieldProblem } from './errors.ts';
 
-/** Parses `value` with `schema`, or throws a 400 problem that lists every field problem. */
+/**
+ * Parses `value` with `schema`, or throws a validation error that lists every field problem.
+ * `name` prefixes the reported names (a header's name: its value has no fields of its own).
+ */
 export function parse<S extends z.ZodType>(
   schema: S,
   value: unknown,
   where: FieldProblem['in'],
+  name?: string,
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const errors = result.error.issues.flatMap((issue): FieldProblem[] => {
-    const path = issue.path.map(String);
+    const path = [...(name === undefined ? [] : [name]), ...issue.path.map(String)];
     // Each unknown key is reported under its own name, not under its parent object.
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({
@@ -22,7 +26,7 @@ export function parse<S extends z.ZodType>(
     return [{ name: path.join('.') || '(root)', in: where, reason: issue.message }];
   });
   const noun = where === 'body' ? 'request body' : `${where} parameters`;
-  throw badRequest(
+  throw invalid(
     `The ${noun} has ${errors.length} problem${errors.length === 1 ? '' : 's'}: ` +
       errors.map((e) => `${e.name} ${e.reason}`).join('; '),
     errors,
@@ -54,3 +58,24 @@ export const instant = () =>
     // NaN: not a date-time at all, which the format check already reports.
     return Number.isNaN(year) || (year >= 1 && year <= 9999);
   }, 'must be between years 1 and 9999 (UTC)');
+
+/**
+ * Text a person can see: at least one character that is not white space, a control or a format
+ * character (a zero-width space alone is not a title).
+ */
+export const visibleText = (min: number, max: number) =>
+  // An empty string is left to the length check, so it is reported once.
+  text(min, max).regex(
+    /^$|[^\p{White_Space}\p{Cc}\p{Cf}\p{Z}]/u,
+    'must contain a visible character',
+  );
+
+/**
+ * A whole number in a query string, written in plain decimal digits as the document says
+ * (`integer`): `0x10`, `1e1`, `10.0` and ` 10 ` are refused rather than coerced.
+ */
+export const queryInteger = (min: number, max: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value),
+    z.int({ error: 'must be a whole number in decimal digits' }).min(min).max(max),
+  );

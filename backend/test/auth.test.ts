@@ -1,16 +1,9 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { describe, expect, it } from 'vitest';
+import { api } from './support/api.ts';
+import { startTestApp, useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
-});
-afterAll(() => app.close());
+const { client, app } = useTestApp();
 
 const unique = () => `Someone.${Math.random().toString(36).slice(2)}@Example.COM`;
 
@@ -30,14 +23,14 @@ describe('register', () => {
 
   it('stores a scrypt hash with its parameters and only a SHA-256 of the token', async () => {
     const { token, id, password } = await client.register();
-    const user = await app.db.query<{ password_hash: string }>(
+    const user = await app().db.query<{ password_hash: string }>(
       'SELECT password_hash FROM users WHERE id = $1',
       [id],
     );
     const hash = user.rows[0]!.password_hash;
     expect(hash).toMatch(/^scrypt\$32768\$8\$1\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
     expect(hash).not.toContain(password);
-    const sessions = await app.db.query<{ token_hash: Buffer }>(
+    const sessions = await app().db.query<{ token_hash: Buffer }>(
       'SELECT token_hash FROM sessions WHERE user_id = $1',
       [id],
     );
@@ -124,7 +117,7 @@ describe('login, me and logout', () => {
 
   it('when a token has expired, then 401', async () => {
     const { token, id } = await client.register();
-    await app.db.query(
+    await app().db.query(
       `UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1`,
       [id],
     );

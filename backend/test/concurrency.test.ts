@@ -1,16 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
-
-beforeAll(async () => {
-  // A pool large enough that the racing requests meet in PostgreSQL, not in the pool's queue.
-  app = await startTestApp({ DATABASE_POOL_MAX: '25' });
-  client = api(app.baseUrl);
-});
-afterAll(() => app.close());
+// A pool large enough that the racing requests meet in PostgreSQL, not in the pool's queue.
+const { client, app } = useTestApp({ DATABASE_POOL_MAX: '25' });
 
 describe('races', () => {
   it('when 50 PATCHes race with the same If-Match, then exactly one wins and the rest get 412', async () => {
@@ -65,7 +57,7 @@ describe('races', () => {
     );
     expect(results.map((r) => r.status)).toEqual(Array(20).fill(201));
     expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
-    const count = await app.db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
+    const count = await app().db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });

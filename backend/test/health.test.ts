@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, type Api } from './support/api.ts';
 import { startOwnPostgres } from './support/own-postgres.ts';
 import { startTestApp, type TestApp } from './support/test-app.ts';
+import { waitFor } from './support/wait.ts';
 
+// A PostgreSQL of this file's own: the outage test stops it.
 let pg: Awaited<ReturnType<typeof startOwnPostgres>>;
 let app: TestApp;
 let client: Api;
@@ -17,15 +19,21 @@ afterAll(async () => {
   await pg.dispose();
 });
 
-/** Polls `check` until it returns true or the deadline passes; returns the milliseconds it took. */
-async function waitFor(check: () => Promise<boolean>, deadlineMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < deadlineMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+/** Another app of its own, for a test that changes where it is in its life. */
+async function withApp(
+  options: Parameters<typeof startTestApp>[1],
+  body: (other: TestApp, otherClient: Api) => Promise<void>,
+  env: Record<string, string> = { DATABASE_URL: pg.url },
+): Promise<void> {
+  const other = await startTestApp(env, options);
+  try {
+    await body(other, api(other.baseUrl));
+  } finally {
+    await other.close();
   }
-  throw new Error(`condition not met within ${deadlineMs} ms`);
 }
+
+const status = (res: { status: number }) => res.status;
 
 describe('health', () => {
   it('when the database answers, then live, ready and health are 200', async () => {
@@ -42,22 +50,22 @@ describe('health', () => {
     expect((await client.get('/api/health')).status).toBe(200);
   });
 
-  it('when migrations are not applied yet, then ready is 503 and says so', async () => {
-    app.lifecycle.migrated = false;
-    try {
-      const res = await client.get('/api/health/ready');
-      expect(res.status).toBe(503);
-      expect(res.body.migrations).toBe('pending');
-      // The API answers a 503 to retry, not a 500 from a table that does not exist yet.
-      const login = await client.post('/api/v1/auth/login', {
-        body: { email: 'a@example.com', password: 'long enough password' },
-      });
-      expect(login.status).toBe(503);
-      expect(login.headers.get('retry-after')).toBe('1');
-    } finally {
-      app.lifecycle.migrated = true;
-    }
-  });
+  it('when migrations are not applied yet, then ready is 503 and says so', () =>
+    withApp(
+      { unmigrated: true },
+      async (_other, otherClient) => {
+        const res = await otherClient.get('/api/health/ready');
+        expect(res.status).toBe(503);
+        expect(res.body.migrations).toBe('pending');
+        // The API answers a 503 to retry, not a 500 from a table that does not exist yet.
+        const login = await otherClient.post('/api/v1/auth/login', {
+          body: { email: 'a@example.com', password: 'long enough password' },
+        });
+        expect(login.status).toBe(503);
+        expect(login.headers.get('retry-after')).toBe('1');
+      },
+      {}, // a fresh, empty database
+    ));
 
   it('when the database stops, then ready turns 503, live stays 200, requests get a fast 503; when it is back, ready recovers without a restart', async () => {
     const { token } = await client.register();
@@ -67,7 +75,13 @@ describe('health', () => {
 
     await pg.pause();
     try {
-      await waitFor(async () => (await client.get('/api/health/ready')).status === 503, 5000);
+      await waitFor(
+        'ready 503',
+        async () => status(await client.get('/api/health/ready')) === 503,
+        {
+          timeoutMs: 5000,
+        },
+      );
       const ready = await client.get('/api/health');
       expect(ready.status).toBe(503);
       expect(ready.body.database).toBe('unavailable');
@@ -91,7 +105,9 @@ describe('health', () => {
       await pg.resume();
     }
 
-    await waitFor(async () => (await client.get('/api/health/ready')).status === 200, 10_000);
+    await waitFor('ready 200', async () => status(await client.get('/api/health/ready')) === 200, {
+      timeoutMs: 10_000,
+    });
     const list = await client.get('/api/v1/tasks', { token });
     expect(list.status).toBe(200);
     expect(list.body.items.map((t: { title: string }) => t.title)).toEqual(['before the outage']);
@@ -99,18 +115,16 @@ describe('health', () => {
     expect(app.db.poolStats().waiting).toBe(0);
   });
 
-  it('when shutdown begins, then ready is 503 at once while live stays 200', async () => {
-    app.lifecycle.shuttingDown = true;
-    try {
-      const res = await client.get('/api/health/ready');
+  it('when shutdown begins, then ready is 503 at once while live stays 200', () =>
+    withApp({}, async (other, otherClient) => {
+      expect(status(await otherClient.get('/api/health/ready'))).toBe(200);
+      other.lifecycle.beginShutdown();
+      const res = await otherClient.get('/api/health/ready');
       expect(res.status).toBe(503);
       expect(res.body.shutdown).toBe('in progress');
       expect(res.headers.get('connection')).toBe('close');
-      expect((await client.get('/api/health/live')).status).toBe(200);
-    } finally {
-      app.lifecycle.shuttingDown = false;
-    }
-  });
+      expect((await otherClient.get('/api/health/live')).status).toBe(200);
+    }));
 });
 
 describe('readiness under load', () => {
@@ -123,7 +137,9 @@ describe('readiness under load', () => {
     try {
       const busyClient = api(busy.baseUrl);
       const slow = [1, 2, 3].map(() => fetch(`${busy.baseUrl}/api/_test/slow-query?ms=1500`));
-      await waitFor(() => Promise.resolve(busy.db.poolStats().waiting > 0), 2000);
+      await waitFor('the pool to queue', () => busy.db.poolStats().waiting > 0, {
+        timeoutMs: 2000,
+      });
       const ready = await busyClient.get('/api/health/ready');
       expect(ready.status).toBe(200);
       expect(busy.db.poolStats().idle).toBe(0);

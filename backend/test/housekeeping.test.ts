@@ -1,19 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { purgeExpired } from '../src/housekeeping.ts';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
-});
-afterAll(() => app.close());
+const { client, app } = useTestApp();
 
 const count = async (sql: string, params: unknown[]) =>
-  (await app.db.query<{ n: number }>(sql, params)).rows[0]!.n;
+  (await app().db.query<{ n: number }>(sql, params)).rows[0]!.n;
 
 describe('housekeeping', () => {
   it('when sessions have expired and idempotency keys are past 24 h, then they are deleted and live ones kept', async () => {
@@ -26,16 +18,16 @@ describe('housekeeping', () => {
         body: { title: 't' },
       });
     }
-    await app.db.query(
+    await app().db.query(
       `UPDATE sessions SET expires_at = now() - interval '1 s' WHERE user_id = $1`,
       [stale.id],
     );
-    await app.db.query(
+    await app().db.query(
       `UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1`,
       [stale.id],
     );
 
-    const purged = await purgeExpired(app.db);
+    const purged = await purgeExpired(app().db);
 
     expect(purged).toEqual({ sessions: 1, idempotencyKeys: 1 });
     const ids = [stale.id, live.id];

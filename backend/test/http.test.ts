@@ -1,16 +1,8 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
-});
-afterAll(() => app.close());
+const { client, app } = useTestApp();
 
 const expectProblem = (
   res: { status: number; headers: Headers; body: any; text: string },
@@ -63,7 +55,7 @@ describe('HTTP basics', () => {
   });
 
   it('when the declared body length is over 1 MB, then 413 at once, without reading the body', async () => {
-    const { port } = new URL(app.baseUrl);
+    const { port } = new URL(app().baseUrl);
     const answer = await new Promise<string>((resolve, reject) => {
       const socket = net.connect(Number(port), '127.0.0.1', () => {
         // Headers only: a server that waited for the 10 GB body would never answer.

@@ -1,30 +1,11 @@
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../src/metrics.ts';
-import { createMetricsServer } from '../src/server.ts';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
-let scrapeUrl: string;
-let close: () => Promise<void>;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
-  const server = createMetricsServer(app.metrics);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  scrapeUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
-  close = async () => {
-    await new Promise((resolve) => server.close(resolve));
-    await app.close();
-  };
-});
-afterAll(() => close());
+const { client, app } = useTestApp();
 
 const scrape = async () => {
-  const res = await fetch(scrapeUrl);
+  const res = await fetch(app().metricsUrl);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   return res.text();
@@ -88,6 +69,7 @@ describe('metrics', () => {
   });
 
   it('answers 404 for anything but GET /metrics on the metrics port', async () => {
+    const scrapeUrl = app().metricsUrl;
     expect((await fetch(scrapeUrl.replace('/metrics', '/'))).status).toBe(404);
     expect((await fetch(scrapeUrl, { method: 'POST' })).status).toBe(404);
   });

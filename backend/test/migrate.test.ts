@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationError, migrate, migrationsDir, pendingMigrations } from '../src/migrate.ts';
 import { connect, createTestDatabase, silentLogger } from './support/database.ts';
-import { backendEntry } from './support/processes.ts';
+import { ServerDidNotStart, startBackend } from './support/processes.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -23,51 +22,28 @@ interface Started {
   code: number | null;
   ready: boolean;
   applied: string[];
-  stderr: string;
+  output: string;
 }
 
-/** Starts the real server process and stops it (SIGTERM) once it logged "ready" or exited. */
-function startServer(databaseUrl: string): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...backendEntry.source], {
-      env: {
-        ...process.env,
-        NODE_ENV: 'test',
-        DATABASE_URL: databaseUrl,
-        PORT: '0',
-        METRICS_ENABLED: 'false',
-        HOST: '127.0.0.1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const result: Started = { code: null, ready: false, applied: [], stderr: '' };
-    child.stderr.on('data', (chunk: Buffer) => (result.stderr += chunk.toString()));
-    let buffer = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        const line = JSON.parse(buffer.slice(0, i)) as { msg: string; migration?: string };
-        buffer = buffer.slice(i + 1);
-        if (line.msg === 'migration applied') result.applied.push(line.migration!);
-        if (line.msg === 'ready') {
-          result.ready = true;
-          child.kill('SIGTERM');
-        }
-      }
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ ...result, code });
-    });
-  });
+/** Starts the real server process and, once it is ready, stops it (SIGTERM); says how it went. */
+async function startAndStop(databaseUrl: string): Promise<Started> {
+  try {
+    const backend = await startBackend('migrating server', { DATABASE_URL: databaseUrl });
+    const applied = backend
+      .logs()
+      .filter((line) => line['msg'] === 'migration applied')
+      .map((line) => String(line['migration']));
+    return { ready: true, applied, code: await backend.stop(), output: backend.tail(100) };
+  } catch (error) {
+    if (!(error instanceof ServerDidNotStart)) throw error;
+    return { ready: false, applied: [], code: error.exitCode, output: error.output };
+  }
 }
 
 describe('migrations', () => {
   it('when five processes start at once on an empty database, then each migration is applied exactly once and all come up', async () => {
     const url = await createTestDatabase();
-    const results = await Promise.all(Array.from({ length: 5 }, () => startServer(url)));
+    const results = await Promise.all(Array.from({ length: 5 }, () => startAndStop(url)));
 
     expect(results.map((r) => r.ready)).toEqual([true, true, true, true, true]);
     expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 0]);
@@ -135,10 +111,10 @@ describe('migrations', () => {
     } finally {
       await db.end();
     }
-    const result = await startServer(url);
+    const result = await startAndStop(url);
     expect(result.ready).toBe(false);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/Migration 0001_\S+\.sql was edited after it was applied/);
+    expect(result.output).toMatch(/Migration 0001_\S+\.sql was edited after it was applied/);
   });
 });
 
@@ -146,9 +122,9 @@ describe('start-up against a misconfigured database', () => {
   it('when the password is wrong, then the process exits 1 saying so, instead of retrying as if the database were down', async () => {
     const url = new URL(await createTestDatabase());
     url.password = 'wrong-password';
-    const result = await startServer(url.toString());
+    const result = await startAndStop(url.toString());
     expect(result.ready).toBe(false);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/password authentication failed/);
+    expect(result.output).toMatch(/password authentication failed/);
   });
 });

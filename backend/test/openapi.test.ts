@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOpenApiDocument } from '../src/openapi.ts';
-import { api, expectConformance, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import type { Express } from 'express';
+import { describe, expect, it } from 'vitest';
+import { apiDocument } from '../src/app.ts';
+import { expectConformance } from './support/api.ts';
+import { useTestApp } from './support/test-app.ts';
 
 /**
  * Every response in the suite passes through expectConformance (support/api.ts). These tests
- * show that check has teeth, and that the served document is the generated one.
+ * show that check has teeth, that the served document is the generated one, and that the
+ * operations Express serves are exactly those the document names.
  */
 
-let app: TestApp;
-let client: Api;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
-});
-afterAll(() => app.close());
+const { client, app } = useTestApp();
 
 const fake = (status: number, body: unknown, contentType = 'application/json') => ({
   status,
@@ -27,7 +22,7 @@ const fake = (status: number, body: unknown, contentType = 'application/json') =
 describe('OpenAPI contract', () => {
   it('serves the document generated from the validation schemas', async () => {
     const res = await client.get('/api/openapi.json');
-    expect(res.body).toEqual(buildOpenApiDocument('test'));
+    expect(res.body).toEqual(apiDocument('test'));
     expect(res.body.components.schemas.NewTask.properties.title).toMatchObject({
       minLength: 1,
       maxLength: 200,
@@ -62,4 +57,48 @@ describe('OpenAPI contract', () => {
       /documented: application\/problem\+json/,
     );
   });
+
+  it('when the app is built, then its mounted routes are exactly the documented operations', () => {
+    const documented = Object.entries(apiDocument('test').paths as Record<string, object>)
+      .flatMap(([path, item]) => Object.keys(item).map((method) => `${method} ${path}`))
+      .sort();
+    expect(mountedRoutes(app().express)).toEqual(documented);
+    expect(documented.length).toBeGreaterThan(10);
+  });
+
+  it('when an operation is served but not documented, then the check fails', () => {
+    const problem = { type: 'urn:x', title: 't', status: 200, detail: 'd' };
+    expect(() => expectConformance('PUT', '/api/v1/tasks', fake(200, problem))).toThrow(
+      /not in the document, so it must not be served/,
+    );
+  });
+
+  it('when a problem type is not one the response documents, then the check fails', () => {
+    const problem = {
+      type: 'urn:tasks-backend:problem:conflict',
+      title: 'Conflict',
+      status: 404,
+      detail: 'd',
+    };
+    expect(() =>
+      expectConformance('GET', '/api/v1/tasks/abc', fake(404, problem, 'application/problem+json')),
+    ).toThrow(/does not match/);
+  });
 });
+
+/** `method /openapi/{path}` of every route Express has mounted, in any router. */
+function mountedRoutes(app: Express): string[] {
+  type Layer = {
+    route?: { path: string; methods: Record<string, boolean> };
+    handle?: { stack?: Layer[] };
+  };
+  const walk = (stack: Layer[]): string[] =>
+    stack.flatMap((layer) =>
+      layer.route
+        ? Object.keys(layer.route.methods).map(
+            (method) => `${method} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`,
+          )
+        : walk(layer.handle?.stack ?? []),
+    );
+  return walk((app as unknown as { router: { stack: Layer[] } }).router.stack).sort();
+}

@@ -1,17 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type Api } from './support/api.ts';
-import { startTestApp, type TestApp } from './support/test-app.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { insert } from '../src/tasks/repository.ts';
+import type { Task } from '../src/tasks/schemas.ts';
+import { useTestApp } from './support/test-app.ts';
 
-let app: TestApp;
-let client: Api;
+const { client, app } = useTestApp();
 let token: string;
 
 beforeAll(async () => {
-  app = await startTestApp();
-  client = api(app.baseUrl);
   ({ token } = await client.register());
 });
-afterAll(() => app.close());
 
 const create = async (body: Record<string, unknown>, as = token) => {
   const res = await client.post('/api/v1/tasks', { token: as, body });
@@ -38,11 +35,25 @@ describe('creating and reading tasks', () => {
     expect(read.status).toBe(200);
     expect(read.body).toEqual(res.body);
     // And the stored row matches.
-    const row = await app.db.query(
+    const row = await app().db.query(
       'SELECT title, notes, completed, version FROM tasks WHERE id = $1',
       [res.body.id],
     );
     expect(row.rows[0]).toEqual({ title: 'Buy milk', notes: '', completed: false, version: 1 });
+  });
+
+  it("when many tasks are created, then each one's updatedAt equals its createdAt exactly", async () => {
+    // A millisecond boundary between two clock readings is rare per insert, so insert many.
+    const { id: userId } = await client.register();
+    const tasks: Task[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      tasks.push(
+        ...(await Promise.all(
+          Array.from({ length: 100 }, () => insert(app().db, userId, { title: 'tick' })),
+        )),
+      );
+    }
+    expect(tasks.filter((t) => t.createdAt !== t.updatedAt)).toEqual([]);
   });
 
   it('normalises dueAt to UTC', async () => {
@@ -90,16 +101,19 @@ describe('creating and reading tasks', () => {
       ['dueAt'],
     ],
     ['a lone UTF-16 surrogate', { title: 'a\ud800b' }, ['title']],
+    ['a title of spaces only', { title: '  \t ' }, ['title']],
+    ['a title of a zero-width space only', { title: '\u200b' }, ['title']],
+    ['a title of a no-break space and a BOM', { title: '\u00a0\ufeff' }, ['title']],
     ['unknown fields', { title: 't', priority: 1, owner: 'x' }, ['owner', 'priority']],
     ['an array body', [], ['(root)']],
   ])(
     'when the body has %s, then 400 listing each field and nothing is stored',
     async (_case, body, fields) => {
-      const before = await app.db.query('SELECT count(*)::int AS n FROM tasks');
+      const before = await app().db.query('SELECT count(*)::int AS n FROM tasks');
       const res = await client.post('/api/v1/tasks', { token, body });
       expect(res.status).toBe(400);
       expect(res.body.errors.map((e: { name: string }) => e.name).sort()).toEqual(fields);
-      const after = await app.db.query('SELECT count(*)::int AS n FROM tasks');
+      const after = await app().db.query('SELECT count(*)::int AS n FROM tasks');
       expect(after.rows[0]).toEqual(before.rows[0]);
     },
   );
@@ -205,6 +219,27 @@ describe('updating and deleting', () => {
     expect(res.status).toBe(400);
   });
 
+  it('when DELETE carries an If-Match that is stale, then 412 and the task stays; a current one deletes it', async () => {
+    const task = await create({ title: 'guarded' });
+    await client.patch(`/api/v1/tasks/${task.id}`, { token, body: { title: 'changed' } });
+    const stale = await client.delete(`/api/v1/tasks/${task.id}`, {
+      token,
+      headers: { 'if-match': '"1"' },
+    });
+    expect(stale.status).toBe(412);
+    expect((await client.get(`/api/v1/tasks/${task.id}`, { token })).status).toBe(200);
+    const current = await client.delete(`/api/v1/tasks/${task.id}`, {
+      token,
+      headers: { 'if-match': '"2"' },
+    });
+    expect(current.status).toBe(204);
+    expect((await client.get(`/api/v1/tasks/${task.id}`, { token })).status).toBe(404);
+  });
+
+  it('when a title has a visible character among spaces, then it is kept exactly as sent', async () => {
+    expect((await create({ title: ' \u200b x ' })).title).toBe(' \u200b x ');
+  });
+
   it('when a task is deleted, then 204 and afterwards 404', async () => {
     const task = await create({ title: 'bye' });
     expect((await client.delete(`/api/v1/tasks/${task.id}`, { token })).status).toBe(204);
@@ -234,7 +269,7 @@ describe('listing', () => {
     } while (cursor);
 
     // Newest first; rows created within the same millisecond are ordered by id, as the API promises.
-    const { rows } = await app.db.query<{ id: string }>(
+    const { rows } = await app().db.query<{ id: string }>(
       'SELECT id FROM tasks WHERE id = ANY($1) ORDER BY created_at DESC, id DESC',
       [created],
     );
@@ -259,6 +294,11 @@ describe('listing', () => {
     ['limit=0', ['limit']],
     ['limit=101', ['limit']],
     ['limit=abc', ['limit']],
+    // The document says integer: no hexadecimal, exponent, decimal point or padding.
+    ['limit=0x10', ['limit']],
+    ['limit=1e1', ['limit']],
+    ['limit=10.0', ['limit']],
+    ['limit=%2010%20', ['limit']],
     ['completed=maybe', ['completed']],
     ['cursor=garbage', ['cursor']],
     [
@@ -293,7 +333,7 @@ describe('idempotent creation', () => {
     expect(again.body).toEqual(first.body);
     expect(again.headers.get('location')).toBe(first.headers.get('location'));
     expect(again.headers.get('idempotent-replayed')).toBe('true');
-    const count = await app.db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
+    const count = await app().db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });
@@ -327,7 +367,7 @@ describe('idempotent creation', () => {
       body: { title: 'B' },
     });
     expect(res.status).toBe(422);
-    const count = await app.db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
+    const count = await app().db.query('SELECT count(*)::int AS n FROM tasks WHERE user_id = $1', [
       user.id,
     ]);
     expect(count.rows[0]).toEqual({ n: 1 });
@@ -359,7 +399,7 @@ describe('idempotent creation', () => {
       headers,
       body: { title: 'A' },
     });
-    await app.db.query(
+    await app().db.query(
       `UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE user_id = $1`,
       [user.id],
     );

@@ -1,60 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../backend/src/app.ts';
-import { loadConfig } from '../../backend/src/config.ts';
-import { createDb, type Db } from '../../backend/src/db.ts';
-import { createMetrics } from '../../backend/src/metrics.ts';
-import { migrate } from '../../backend/src/migrate.ts';
-import { createHttpServer, createMetricsServer } from '../../backend/src/server.ts';
 import { api } from '../../backend/test/support/api.ts';
-import { createTestDatabase, silentLogger } from '../../backend/test/support/database.ts';
+import { startTestApp, type TestApp } from '../../backend/test/support/test-app.ts';
 import { alertRuleGroups } from '../alerts.ts';
 import { exposedSampleNames, metricUsage, missingMetrics } from '../metric-usage.ts';
 
-/**
- * The backend wired as main.ts wires it (default metrics on, query timing, pool gauges), so the
- * exposition is the one Prometheus scrapes. startTestApp turns default metrics off, hence our own.
- */
-let db: Db;
-let servers: Server[] = [];
+/** The backend wired as main.ts wires it (default metrics on), so the exposition is the one
+ * Prometheus scrapes. */
+let app: TestApp;
 let exposition: string;
 
-const listen = async (server: Server) => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(server);
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-};
-
 beforeAll(async () => {
-  const databaseUrl = await createTestDatabase();
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: databaseUrl,
-    ENABLE_TEST_ROUTES: 'true',
-  });
-  const metrics = createMetrics({ version: 'test' });
-  db = createDb({
-    ...config.database,
-    url: databaseUrl,
-    logger: silentLogger,
-    onQuery: (seconds, ok) =>
-      metrics.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
-  });
-  metrics.observePool(() => db.poolStats());
-  await migrate(db, silentLogger);
-  const app = createApp({
-    config,
-    db,
-    logger: silentLogger,
-    metrics,
-    lifecycle: { migrated: true, shuttingDown: false },
-    version: 'test',
-  });
-  const client = api(await listen(createHttpServer(app)));
-  const metricsUrl = await listen(createMetricsServer(metrics));
+  app = await startTestApp({ ENABLE_TEST_ROUTES: 'true' }, { defaultMetrics: true });
+  const client = api(app.baseUrl);
 
   // A little of everything the rules and panels look at: API calls, 4xx, an unmatched path, a 5xx,
   // both health checks.
@@ -68,17 +26,10 @@ beforeAll(async () => {
   await client.get('/api/health/ready');
   // Event-loop lag percentiles appear once the delay monitor has sampled.
   await new Promise((resolve) => setTimeout(resolve, 50));
-  exposition = await (await fetch(`${metricsUrl}/metrics`)).text();
+  exposition = await (await fetch(app.metricsUrl)).text();
 });
 
-afterAll(async () => {
-  for (const server of servers) {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  }
-  servers = [];
-  await db?.end();
-});
+afterAll(() => app.close());
 
 describe("every metric the alert rules and the dashboard use is in the backend's /metrics", () => {
   it('every name used exists (histograms as _bucket/_sum/_count), apart from Prometheus’s own `up`', () => {

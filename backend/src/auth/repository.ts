@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import { pgErrorCode, type Queryable } from '../db.ts';
 import { conflict } from '../errors.ts';
 import type { User } from './schemas.ts';
 
@@ -40,9 +40,7 @@ export async function createUser(
     const { rows } = await db.query<UserRow>(insertUser, [email, passwordHash]);
     return toUser(rows[0]!);
   } catch (err) {
-    if ((err as { code?: string }).code === '23505') {
-      throw conflict('An account with this email already exists.');
-    }
+    if (pgErrorCode(err) === '23505') throw conflict('An account with this email already exists.');
     throw err;
   }
 }

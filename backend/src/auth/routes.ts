@@ -1,104 +1,67 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { Router, type Request, type RequestHandler } from 'express';
-import type { Db } from '../db.ts';
-import { AppError, unauthorized } from '../errors.ts';
-import { parse } from '../validation.ts';
-import { decoyHash, hashPassword, verifyPassword } from './passwords.ts';
-import { RateLimiter } from './rate-limit.ts';
-import * as repo from './repository.ts';
-import { credentialsSchema, type User } from './schemas.ts';
+import { routesFor, type Authenticate } from '../http/routes.ts';
+import { credentialsSchema, registrationSchema, sessionSchema, userSchema } from './schemas.ts';
+import type { AuthService } from './service.ts';
+import { bearerToken } from './tokens.ts';
 
-export interface AuthOptions {
-  tokenTtlSeconds: number;
-  rateLimitPerMinute: number;
+export interface AuthDeps {
+  readonly auth: AuthService;
 }
 
-// 32 random bytes, base64url: 43 characters.
-const tokenPattern = /^[A-Za-z0-9_-]{43}$/;
-const hashToken = (token: string): Buffer => createHash('sha256').update(token).digest();
-
-function bearerToken(req: Request): string | undefined {
-  const match = /^Bearer +(\S+) *$/i.exec(req.get('authorization') ?? '');
-  return match?.[1] && tokenPattern.test(match[1]) ? match[1] : undefined;
+/** Finds the caller of a route with `auth: true` from its `Authorization: Bearer` header. */
+export function bearerAuthenticator(auth: AuthService): Authenticate {
+  return (req) => auth.authenticate(bearerToken(req.get('authorization')));
 }
 
-/** The authenticated user of a request that passed `requireAuth`. */
-export function currentUser(req: Request): User {
-  const user = (req as Request & { user?: User }).user;
-  if (!user) throw new Error('currentUser() used on a route without requireAuth');
-  return user;
-}
+const route = routesFor<AuthDeps>();
 
-export function requireAuth(db: Db): RequestHandler {
-  return async (req, _res, next) => {
-    const token = bearerToken(req);
-    if (!token) throw unauthorized('Send a valid bearer token in the Authorization header.');
-    const user = await repo.findSessionUser(db, hashToken(token));
-    if (!user) throw unauthorized('The bearer token is invalid, expired or revoked.');
-    (req as Request & { user?: User }).user = user;
-    next();
-  };
-}
-
-export function authRouter(db: Db, options: AuthOptions): Router {
-  const router = Router();
-  const limiter = new RateLimiter(options.rateLimitPerMinute);
-  const auth = requireAuth(db);
-
-  /** Counts the attempt per client address and per email; throws 429 past the limit. */
-  const limit = (req: Request, email: string): void => {
-    const retryAfter = limiter.hit([`ip:${req.ip ?? 'unknown'}`, `email:${email}`]);
-    if (retryAfter > 0) {
-      throw new AppError(
-        429,
-        'rate-limited',
-        'Too many requests',
-        `Too many attempts; retry in ${retryAfter} s.`,
-        {
-          headers: { 'Retry-After': String(retryAfter) },
-        },
-      );
-    }
-  };
-
-  const issueToken = async (userId: string) => {
-    const token = randomBytes(32).toString('base64url');
-    const expiresAt = await repo.createSession(
-      db,
-      hashToken(token),
-      userId,
-      options.tokenTtlSeconds,
-    );
-    return { token, expiresAt };
-  };
-
-  router.post('/api/v1/auth/register', async (req, res) => {
-    const input = parse(credentialsSchema, req.body, 'body');
-    const email = input.email.toLowerCase();
-    limit(req, email);
-    const user = await repo.createUser(db, email, await hashPassword(input.password));
-    res.status(201).json({ user, ...(await issueToken(user.id)) });
-  });
-
-  router.post('/api/v1/auth/login', async (req, res) => {
-    const input = parse(credentialsSchema, req.body, 'body');
-    const email = input.email.toLowerCase();
-    limit(req, email);
-    const found = await repo.findCredentials(db, email);
-    // Verify against a decoy when there is no such account, so both failures take as long.
-    const valid = await verifyPassword(input.password, found?.passwordHash ?? decoyHash);
-    if (!found || !valid) throw unauthorized('Email or password is wrong.');
-    res.json(await issueToken(found.id));
-  });
-
-  router.post('/api/v1/auth/logout', auth, async (req, res) => {
-    await repo.removeSession(db, hashToken(bearerToken(req)!));
-    res.status(204).end();
-  });
-
-  router.get('/api/v1/me', auth, (req, res) => {
-    res.json(currentUser(req));
-  });
-
-  return router;
-}
+export const authRoutes = [
+  route({
+    method: 'post',
+    path: '/api/v1/auth/register',
+    operationId: 'register',
+    summary: 'Create an account and a session',
+    tags: ['auth'],
+    body: credentialsSchema,
+    responses: { 201: { description: 'Account created', body: registrationSchema } },
+    problems: ['conflict', 'rate-limited'],
+    handler: async ({ body, ip }, { auth }) => ({
+      status: 201,
+      body: await auth.register(body, ip),
+    }),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/auth/login',
+    operationId: 'login',
+    summary: 'Start a session',
+    description: 'A wrong email and a wrong password get the same 401.',
+    tags: ['auth'],
+    body: credentialsSchema,
+    responses: { 200: { description: 'Session started', body: sessionSchema } },
+    problems: ['unauthorized', 'rate-limited'],
+    handler: async ({ body, ip }, { auth }) => ({ status: 200, body: await auth.login(body, ip) }),
+  }),
+  route({
+    method: 'post',
+    path: '/api/v1/auth/logout',
+    operationId: 'logout',
+    summary: 'End this session; the token stops working at once',
+    tags: ['auth'],
+    auth: true,
+    responses: { 204: { description: 'Session ended' } },
+    handler: async ({ caller }, { auth }) => {
+      await auth.logout(caller.tokenHash);
+      return { status: 204 };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/v1/me',
+    operationId: 'getMe',
+    summary: 'The current user',
+    tags: ['auth'],
+    auth: true,
+    responses: { 200: { description: 'The user', body: userSchema } },
+    handler: ({ caller }) => ({ status: 200, body: caller.user }),
+  }),
+];

@@ -23,3 +23,4 @@ export const registrationSchema = z
   .meta({ id: 'Registration' });
 
 export type User = z.infer<typeof userSchema>;
+export type Credentials = z.infer<typeof credentialsSchema>;

@@ -3,24 +3,18 @@ import type { NewTask, Task, TaskPatch } from './schemas.ts';
 
 const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
 
+// One clock reading for both timestamps: two column defaults would read the clock twice, and a
+// new task could show an updatedAt a millisecond after its createdAt.
 const insertTask = `
-  INSERT INTO tasks (user_id, title, notes, completed, due_at)
-  VALUES ($1, $2, COALESCE($3, ''), COALESCE($4, false), $5)
+  INSERT INTO tasks (user_id, title, notes, completed, due_at, created_at, updated_at)
+  SELECT $1, $2, COALESCE($3, ''), COALESCE($4, false), $5, now.t, now.t
+  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now
   RETURNING ${columns}`;
 const selectTask = `SELECT ${columns} FROM tasks WHERE id = $1 AND user_id = $2`;
 const selectVersion = `SELECT version FROM tasks WHERE id = $1 AND user_id = $2`;
-const deleteTask = `DELETE FROM tasks WHERE id = $1 AND user_id = $2`;
-
-// Idempotency: claim the key, or take it over when the old claim is older than 24 hours.
-// A concurrent request with the same key waits on the row lock until the first one commits.
-const claimKey = `
-  INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
-  ON CONFLICT (user_id, key) DO UPDATE
-    SET request_hash = EXCLUDED.request_hash, status = NULL, location = NULL, body = NULL, created_at = now()
-    WHERE idempotency_keys.created_at < now() - interval '24 hours'
-  RETURNING 1`;
-const selectKey = `SELECT request_hash, status, location, body FROM idempotency_keys WHERE user_id = $1 AND key = $2`;
-const storeResponse = `UPDATE idempotency_keys SET status = $3, location = $4, body = $5 WHERE user_id = $1 AND key = $2`;
+const deleteTask = `
+  DELETE FROM tasks
+  WHERE id = $1 AND user_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3))`;
 
 interface TaskRow {
   [column: string]: unknown;
@@ -56,67 +50,27 @@ export async function insert(db: Queryable, userId: string, input: NewTask): Pro
   return toTask(rows[0]!);
 }
 
-export interface StoredResponse {
-  status: number;
-  location: string | null;
-  body: unknown;
-}
-
-export type Claim =
-  { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse } | { kind: 'mismatch' };
-
-export async function claimIdempotencyKey(
-  tx: Queryable,
-  userId: string,
-  key: string,
-  requestHash: Buffer,
-): Promise<Claim> {
-  const claimed = await tx.query(claimKey, [userId, key, requestHash]);
-  if (claimed.rowCount === 1) return { kind: 'claimed' };
-  const { rows } = await tx.query<{
-    request_hash: Buffer;
-    status: number;
-    location: string | null;
-    body: unknown;
-  }>(selectKey, [userId, key]);
-  const row = rows[0]!;
-  if (!row.request_hash.equals(requestHash)) return { kind: 'mismatch' };
-  return {
-    kind: 'replay',
-    response: { status: row.status, location: row.location, body: row.body },
-  };
-}
-
-export async function storeIdempotentResponse(
-  tx: Queryable,
-  userId: string,
-  key: string,
-  response: StoredResponse,
-): Promise<void> {
-  await tx.query(storeResponse, [
-    userId,
-    key,
-    response.status,
-    response.location,
-    JSON.stringify(response.body),
-  ]);
-}
-
 export async function find(db: Queryable, userId: string, id: string): Promise<Task | undefined> {
   const { rows } = await db.query<TaskRow>(selectTask, [id, userId]);
   return rows[0] && toTask(rows[0]);
 }
 
+/** Where a page ends in the (created_at DESC, id DESC) order. */
+export interface Position {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
 export interface Page {
   items: Task[];
   /** The last item's position, when there may be more. */
-  last: { createdAt: string; id: string } | undefined;
+  last: Position | undefined;
 }
 
 export async function list(
   db: Queryable,
   userId: string,
-  options: { limit: number; after?: { createdAt: string; id: string }; completed?: boolean },
+  options: { limit: number; after?: Position | undefined; completed?: boolean | undefined },
 ): Promise<Page> {
   const params: unknown[] = [userId];
   const where = ['user_id = $1'];
@@ -184,7 +138,20 @@ export async function update(
   return exists.rowCount === 1 ? 'stale' : undefined;
 }
 
-export async function remove(db: Queryable, userId: string, id: string): Promise<boolean> {
-  const { rowCount } = await db.query(deleteTask, [id, userId]);
-  return rowCount === 1;
+/**
+ * Deletes the task; with `expectedVersions` (If-Match) only while it still has one of them.
+ * Returns whether it was deleted, 'stale' when the version did not match, or undefined when there
+ * is none.
+ */
+export async function remove(
+  db: Queryable,
+  userId: string,
+  id: string,
+  expectedVersions: readonly number[] | undefined,
+): Promise<true | 'stale' | undefined> {
+  const { rowCount } = await db.query(deleteTask, [id, userId, expectedVersions ?? null]);
+  if (rowCount === 1) return true;
+  if (expectedVersions === undefined) return undefined;
+  const exists = await db.query(selectVersion, [id, userId]);
+  return exists.rowCount === 1 ? 'stale' : undefined;
 }

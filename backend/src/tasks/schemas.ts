@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { instant, text } from '../validation.ts';
+import { instant, queryInteger, text, visibleText } from '../validation.ts';
 
-const title = text(1, 200);
+const title = visibleText(1, 200);
 const notes = text(0, 10_000);
 const dueAt = instant().nullable().describe('RFC 3339 date-time, or null for no due date');
 
@@ -40,7 +40,7 @@ export const updateTaskSchema = z
 export const taskIdSchema = z.uuid();
 
 export const listQuerySchema = z.strictObject({
-  limit: z.coerce.number<string>().int().min(1).max(100).default(50),
+  limit: queryInteger(1, 100).default(50),
   cursor: z.string().max(200).optional(),
   completed: z.enum(['true', 'false']).optional(),
 });

@@ -86,7 +86,26 @@ export function procStatusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
-/** Starts `node <args>` in the repository root and waits until `readyPath` answers 200. */
+/** A server that exited, or never answered ready, before its deadline. */
+export class ServerDidNotStart extends Error {
+  override name = 'ServerDidNotStart';
+
+  constructor(
+    message: string,
+    /** The exit code, or null when it was killed or had to be stopped. */
+    readonly exitCode: number | null,
+    /** Everything it wrote. */
+    readonly output: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Starts `node <args>` in the repository root and waits until `readyPath` answers 200; throws
+ * ServerDidNotStart when it exits first or the deadline passes.
+ */
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const child = spawn(process.execPath, options.args, {
     cwd: repoRoot,
@@ -160,9 +179,11 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       { timeoutMs: options.readyTimeoutMs ?? 60_000 },
     );
   } catch (error) {
-    await server.stop(2000);
-    throw new Error(
+    const exitCode = await server.stop(2000);
+    throw new ServerDidNotStart(
       `${options.name} did not become ready: ${(error as Error).message}\n${server.tail()}`,
+      exitCode,
+      server.tail(keep),
       { cause: error },
     );
   }

@@ -1,64 +1,98 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { afterAll, beforeAll } from 'vitest';
 import { createApp } from '../../src/app.ts';
-import { loadConfig, type Config } from '../../src/config.ts';
-import type { Db } from '../../src/db.ts';
-import type { Lifecycle } from '../../src/health.ts';
-import { createMetrics, type Metrics } from '../../src/metrics.ts';
+import { loadConfig } from '../../src/config.ts';
 import { migrate } from '../../src/migrate.ts';
-import { createHttpServer } from '../../src/server.ts';
-import { connect, createTestDatabase, silentLogger } from './database.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { createHttpServer, createMetricsServer, listen } from '../../src/server.ts';
+import { api, type Api } from './api.ts';
+import { createTestDatabase, silentLogger } from './database.ts';
 
-export interface TestApp {
-  baseUrl: string;
-  databaseUrl: string;
-  db: Db;
-  metrics: Metrics;
-  lifecycle: Lifecycle;
-  config: Config;
-  server: Server;
-  close(): Promise<void>;
+export interface TestApp extends Runtime {
+  readonly baseUrl: string;
+  readonly databaseUrl: string;
+  readonly server: Server;
+  /** The Express app the server runs, for tests that look at its routes. */
+  readonly express: Express;
+  /** GET /metrics of the app's registry, on a port of its own as in production. */
+  readonly metricsUrl: string;
+}
+
+export interface TestAppOptions {
+  /** Leave the schema unmigrated and readiness waiting for it. @default false */
+  readonly unmigrated?: boolean;
+  /** prom-client's process and Node metrics, as main.ts has them. @default false */
+  readonly defaultMetrics?: boolean;
 }
 
 /**
- * The real app on a real port (0: chosen by the OS) against its own migrated database.
- * `env` takes the same variables as the process, so tests configure it the way operators do.
+ * The real app, wired by the same composition root as main.ts, on a real port (0: chosen by the
+ * OS) against its own migrated database. `env` takes the same variables as the process, so tests
+ * configure it the way operators do.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
   const databaseUrl = env['DATABASE_URL'] ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
+    APP_VERSION: 'test',
     // Tests register many users from one address.
     AUTH_RATE_LIMIT_PER_MINUTE: '100000',
     ...env,
     DATABASE_URL: databaseUrl,
   });
-  const metrics = createMetrics({ version: 'test', collectDefaults: false });
-  const db = connect(databaseUrl, {
-    ...config.database,
-    onQuery: (seconds, ok) =>
-      metrics.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+  const runtime = await createRuntime(config, {
+    logger: silentLogger,
+    collectDefaultMetrics: options.defaultMetrics ?? false,
   });
-  metrics.observePool(() => db.poolStats());
-  await migrate(db, silentLogger);
-  const lifecycle: Lifecycle = { migrated: true, shuttingDown: false };
-  const app = createApp({ config, db, logger: silentLogger, metrics, lifecycle, version: 'test' });
-  const server = createHttpServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  if (!options.unmigrated) {
+    await migrate(runtime.db, silentLogger);
+    runtime.lifecycle.markMigrated();
+  }
+  const express = createApp(runtime);
+  const server = createHttpServer(express);
+  const { port } = await listen(server, 0, '127.0.0.1');
+  const metricsServer = runtime.metrics && createMetricsServer(runtime.metrics);
+  const metricsPort = metricsServer ? (await listen(metricsServer, 0, '127.0.0.1')).port : 0;
+  const close = async (s: Server) => {
+    s.closeAllConnections();
+    await new Promise((resolve) => s.close(resolve));
+  };
   return {
+    ...runtime,
     baseUrl: `http://127.0.0.1:${port}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     databaseUrl,
-    db,
-    metrics,
-    lifecycle,
-    config,
     server,
+    express,
     async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await db.end();
+      await close(server);
+      if (metricsServer) await close(metricsServer);
+      await runtime.close();
     },
   };
+}
+
+/**
+ * A test file's app: started before its tests, closed after them. `client` is the contract-checking
+ * HTTP client (support/api.ts) bound to it; `app()` the running app, for its database and metrics.
+ */
+export function useTestApp(
+  env: Record<string, string> = {},
+  options: TestAppOptions = {},
+): { client: Api; app: () => TestApp } {
+  let started: TestApp | undefined;
+  beforeAll(async () => {
+    started = await startTestApp(env, options);
+  });
+  afterAll(() => started?.close());
+  const app = (): TestApp => {
+    if (!started) throw new Error('useTestApp(): the app starts in beforeAll; use it inside tests');
+    return started;
+  };
+  return { client: api(() => app().baseUrl), app };
 }

@@ -1,0 +1,266 @@
+import { isUtf8 } from 'node:buffer';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { z } from 'zod';
+import type { User } from '../auth/schemas.ts';
+import { AppError, payloadTooLarge, type ErrorCode } from '../errors.ts';
+import { parse } from '../validation.ts';
+
+/**
+ * One declaration per route: method, path, auth, request and response schemas, the problems it
+ * may answer, and the handler. Express routing (`mountRoutes`) and the OpenAPI document
+ * (`http/openapi.ts`) are both derived from these tables, so neither can drift from the other.
+ * Handlers receive validated input and return a reply whose status and body type the table
+ * declares: the compiler rejects an undeclared status or a body of the wrong shape.
+ */
+
+export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
+
+/** Who is calling, for routes with `auth: true` (the auth feature's authenticator finds out). */
+export interface Caller {
+  readonly user: User;
+  /** The SHA-256 of the bearer token: identifies the session (logout). */
+  readonly tokenHash: Buffer;
+}
+
+export type Authenticate = (req: Request) => Promise<Caller>;
+
+export interface HeaderSpec {
+  readonly description: string;
+  /** @default a string */
+  readonly schema?: z.ZodType;
+}
+
+export interface ResponseSpec {
+  readonly description: string;
+  /** The JSON body; absent means no body. It must carry `.meta({ id })` (a named component). */
+  readonly body?: z.ZodType;
+  /** Response headers the client can rely on. */
+  readonly headers?: Readonly<Record<string, HeaderSpec>>;
+}
+
+export type Responses = Readonly<Record<number, ResponseSpec>>;
+
+type BodyOf<S> = S extends { body: infer B extends z.ZodType } ? z.input<B> : undefined;
+
+/** What a handler returns: one of the declared statuses, with the body its schema describes. */
+export type Reply<R extends Responses> = {
+  [S in keyof R]: {
+    status: S;
+    headers?: Readonly<Record<string, string>>;
+  } & (BodyOf<R[S]> extends undefined ? { body?: undefined } : { body: BodyOf<R[S]> });
+}[keyof R];
+
+type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
+
+export interface RequestContext<
+  P extends z.ZodType | undefined,
+  Q extends z.ZodType | undefined,
+  B extends z.ZodType | undefined,
+  H extends Readonly<Record<string, RequestHeaderSpec>> | undefined,
+  A extends boolean,
+> {
+  readonly params: Out<P>;
+  readonly query: Out<Q>;
+  readonly body: Out<B>;
+  readonly headers: H extends Readonly<Record<string, RequestHeaderSpec>>
+    ? { readonly [K in keyof H]: Out<H[K]['schema']> | undefined }
+    : Record<string, never>;
+  readonly caller: A extends true ? Caller : undefined;
+  /** The client's address (behind TRUST_PROXY's proxies, the address they report). */
+  readonly ip: string;
+  readonly log: Request['log'];
+}
+
+export interface RequestHeaderSpec {
+  readonly description: string;
+  readonly schema: z.ZodType<unknown, string>;
+}
+
+export interface RouteSpec<
+  Deps,
+  P extends z.ZodType | undefined = undefined,
+  Q extends z.ZodType | undefined = undefined,
+  B extends z.ZodType | undefined = undefined,
+  H extends Readonly<Record<string, RequestHeaderSpec>> | undefined = undefined,
+  A extends boolean = false,
+  R extends Responses = Responses,
+> {
+  readonly method: Method;
+  /** OpenAPI style, `{name}` for path parameters: `/api/v1/tasks/{id}`. */
+  readonly path: `/${string}`;
+  /** Unique, camelCase: generated clients name their methods after it. */
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tags: readonly string[];
+  /** A bearer token is required; the handler gets `caller`. */
+  readonly auth?: A;
+  /** Whether the route can answer 503 because PostgreSQL is away. @default true */
+  readonly database?: boolean;
+  readonly params?: P;
+  readonly query?: Q;
+  readonly headers?: H;
+  /** The JSON request body; a route without one refuses any body. */
+  readonly body?: B;
+  readonly responses: R;
+  /** Problems this route raises itself, beyond those its declarations imply (see impliedProblems). */
+  readonly problems?: readonly ErrorCode[];
+  readonly handler: (
+    ctx: RequestContext<P, Q, B, H, A>,
+    deps: Deps,
+  ) => Reply<R> | Promise<Reply<R>>;
+}
+
+/** A route with its types erased, as tables hold them. */
+export type AnyRoute<Deps> = RouteSpec<
+  Deps,
+  z.ZodType | undefined,
+  z.ZodType | undefined,
+  z.ZodType | undefined,
+  Readonly<Record<string, RequestHeaderSpec>> | undefined,
+  boolean,
+  Responses
+>;
+
+/**
+ * Declares routes for handlers that take `Deps`; the returned function is the identity that lets
+ * TypeScript infer and check each route's types (curried, because `Deps` is given, not inferred).
+ */
+export function routesFor<Deps>() {
+  return function route<
+    P extends z.ZodType | undefined = undefined,
+    Q extends z.ZodType | undefined = undefined,
+    B extends z.ZodType | undefined = undefined,
+    H extends Readonly<Record<string, RequestHeaderSpec>> | undefined = undefined,
+    A extends boolean = false,
+    const R extends Responses = Responses,
+  >(spec: RouteSpec<Deps, P, Q, B, H, A, R>): AnyRoute<Deps> {
+    return spec as unknown as AnyRoute<Deps>;
+  };
+}
+
+/** Every problem a route can answer: those it declares and those its declarations imply. */
+export function routeProblems(spec: AnyRoute<never>): ErrorCode[] {
+  const codes = new Set<ErrorCode>(spec.problems);
+  // Any request may carry a body; a route without one refuses it.
+  codes.add('validation-error');
+  if (spec.body) {
+    for (const code of [
+      'malformed-json',
+      'payload-too-large',
+      'unsupported-media-type',
+      'unsupported-encoding',
+      'unsupported-charset',
+      'request-aborted',
+      'bad-request',
+    ] as const) {
+      codes.add(code);
+    }
+  }
+  // The router answers 400 for a path parameter that is not valid percent-encoding.
+  if (spec.params) codes.add('bad-request');
+  if (spec.auth) codes.add('unauthorized');
+  if (spec.database ?? true) {
+    codes.add('database-unavailable');
+    codes.add('database-timeout');
+    // A value that passed validation yet PostgreSQL refused (a backstop: see db.ts).
+    if (spec.body || spec.query || spec.params) codes.add('invalid-value');
+  }
+  return [...codes];
+}
+
+const bodyLimitBytes = 1024 * 1024;
+
+const jsonParser = express.json({
+  limit: bodyLimitBytes,
+  // JSON text is UTF-8 (RFC 8259). Decoding invalid bytes to U+FFFD would store text the client
+  // never sent; reject the body as malformed instead.
+  verify: (_req, _res, buf) => {
+    if (!isUtf8(buf)) {
+      throw Object.assign(new Error('body is not valid UTF-8'), { type: 'entity.parse.failed' });
+    }
+  },
+});
+
+const hasBody = (req: Request): boolean =>
+  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
+/**
+ * Checks what the headers say of the body before anything reads it: a route that takes no body
+ * refuses one, a body that is not JSON gets a clear 415, and one declared too large is refused
+ * before it is read (body-parser would read and discard all of it first, holding the socket).
+ */
+function bodyGate(takesBody: boolean): RequestHandler {
+  return (req, res, next) => {
+    if (!hasBody(req)) return next();
+    if (!takesBody) {
+      throw new AppError('validation-error', 'This operation takes no request body.', {
+        errors: [{ name: '(body)', in: 'body', reason: 'must be empty' }],
+      });
+    }
+    if (!req.is('application/json')) {
+      throw new AppError('unsupported-media-type', 'Send the body as application/json.');
+    }
+    if (Number(req.headers['content-length'] ?? 0) > bodyLimitBytes) {
+      res.setHeader('Connection', 'close');
+      throw payloadTooLarge();
+    }
+    next();
+  };
+}
+
+const callers = new WeakMap<Request, Caller>();
+
+function send(
+  res: Response,
+  reply: { status: number; headers?: Readonly<Record<string, string>>; body?: unknown },
+) {
+  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
+  res.status(reply.status);
+  if (reply.body === undefined) res.end();
+  else res.json(reply.body);
+}
+
+const expressPath = (path: string): string => path.replace(/\{(\w+)\}/g, ':$1');
+
+/** Mounts a table's routes on a new Router, each with exactly the steps it declares. */
+export function mountRoutes<Deps>(
+  table: readonly AnyRoute<Deps>[],
+  deps: Deps,
+  options: { authenticate: Authenticate },
+): Router {
+  // One URL per operation, exactly as documented: no trailing-slash or upper-case variants.
+  const router = Router({ strict: true, caseSensitive: true });
+  for (const spec of table) {
+    const steps: RequestHandler[] = [bodyGate(spec.body !== undefined)];
+    // Authentication runs per route rather than router.use(): a request refused with 401 is still
+    // measured under its route template, not as an unmatched path; and before the body is read.
+    if (spec.auth) {
+      steps.push(async (req, _res, next) => {
+        callers.set(req, await options.authenticate(req));
+        next();
+      });
+    }
+    if (spec.body) steps.push(jsonParser);
+    steps.push(async (req, res) => {
+      const headers: Record<string, unknown> = {};
+      for (const [name, header] of Object.entries(spec.headers ?? {})) {
+        const value = req.get(name);
+        headers[name] =
+          value === undefined ? undefined : parse(header.schema, value, 'header', name);
+      }
+      const ctx = {
+        params: spec.params ? parse(spec.params, req.params, 'path') : undefined,
+        query: spec.query ? parse(spec.query, req.query, 'query') : undefined,
+        body: spec.body ? parse(spec.body, req.body, 'body') : undefined,
+        headers,
+        caller: callers.get(req),
+        ip: req.ip ?? 'unknown',
+        log: req.log,
+      };
+      send(res, await spec.handler(ctx, deps));
+    });
+    router[spec.method](expressPath(spec.path), ...steps);
+  }
+  return router;
+}
