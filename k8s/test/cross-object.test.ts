@@ -15,9 +15,9 @@ import {
   matchesLabels,
   ofKind,
   podTemplates,
-  everySynthesis,
   type PodTemplate,
 } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 import { NetworkPolicyEvaluator, selectorMatches } from './support/network-policy-evaluator.ts';
 
 describe.each(everySynthesis)('$label', ({ env, objects }) => {

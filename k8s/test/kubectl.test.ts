@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthEnvironments } from '../environment-app.ts';
 import { environments } from '../environments/index.ts';
 import { ensureKubectl, kubectl } from './support/kubectl.ts';
-import { optionVariants, parseObjects, synthesize, type KubeObject } from './support/manifests.ts';
+import { parseObjects, synthesize, type KubeObject } from './support/manifests.ts';
+import { optionVariants } from './support/variants.ts';
 
 /**
  * kubectl itself reads what synth writes: `kubectl kustomize <folder>` (what `kubectl apply -k`

@@ -2,13 +2,8 @@ import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisrup
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { describe, expect, it } from 'vitest';
-import {
-  matchesLabels,
-  ofKind,
-  podTemplates,
-  everySynthesis,
-  type PodTemplate,
-} from './support/manifests.ts';
+import { matchesLabels, ofKind, podTemplates, type PodTemplate } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 
 // Pod Security Standards "restricted" (and the "baseline" it includes), plus the default checks of
 // kube-score and kube-linter, re-stated over the synthesized objects. Rule ids are in the test names.

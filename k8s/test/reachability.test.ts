@@ -1,7 +1,8 @@
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { describe, expect, it } from 'vitest';
 import { namespaceNameLabel, selectorLabels } from '../names.ts';
-import { ofKind, podTemplates, everySynthesis, type Synthesized } from './support/manifests.ts';
+import { ofKind, podTemplates, type Synthesized } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 import {
   NetworkPolicyEvaluator,
   type Endpoint,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { everySynthesis, find, type KubeObject } from './support/manifests.ts';
+import { find, type KubeObject } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 import { unknownFields, validateStrictly, validateWithModel } from './support/strict-schema.ts';
 
 const deployment = (): KubeObject =>

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { production } from '../environments/production.ts';
 import { staging } from '../environments/staging.ts';
-import { ofKind, optionVariants, synthesize } from './support/manifests.ts';
+import { ofKind, synthesize } from './support/manifests.ts';
+import { optionVariants } from './support/variants.ts';
 
 const variant = (label: string) => {
   const found = optionVariants.find((v) => v.label === label);
