@@ -195,7 +195,7 @@ export function alertRuleGroups(options: AlertOptions = composeAlertOptions): Ru
             summary: 'A tasks-backend instance keeps restarting',
             description: `{{ $labels.instance }} restarted {{ $value }} times within ${thresholds.restartWindow}: a crash loop (fatal error, out of memory, failed liveness probe).`,
             runbook:
-              'Read the logs of the previous process (kubectl logs --previous / docker compose logs backend) and look for OOMKilled in the pod or container status.',
+              'Read the logs of the previous process (kubectl logs --previous / docker compose logs backend-a backend-b) and look for OOMKilled in the pod or container status.',
           },
         },
       ],
