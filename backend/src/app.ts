@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import { z } from 'zod';
 import { pinoHttp } from 'pino-http';
 import { bearerAuthenticator, authRoutes, type AuthDeps } from './auth/routes.ts';
 import { authService } from './auth/service.ts';
@@ -37,6 +38,27 @@ const apiTags = {
 
 export function apiDocument(version: string): Record<string, unknown> {
   return buildOpenApiDocument(apiRoutes, { version, tags: apiTags });
+}
+
+/**
+ * Query parameters whose values may be logged: the ones the API declares. Anything else a client
+ * puts in a URL (`?access_token=…`, `?password=…`) is logged as `[redacted]`.
+ */
+const loggableQueryParameters = new Set(
+  apiRoutes.flatMap((route) =>
+    route.query instanceof z.ZodObject ? Object.keys(route.query.shape) : [],
+  ),
+);
+
+/** The URL as it may be logged: declared query parameters kept, every other value redacted. */
+export function loggableUrl(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const query = new URLSearchParams(url.slice(at + 1));
+  for (const name of new Set(query.keys())) {
+    if (!loggableQueryParameters.has(name)) query.set(name, '[redacted]');
+  }
+  return `${url.slice(0, at)}?${query.toString()}`;
 }
 
 export interface AppDeps {
@@ -89,7 +111,7 @@ export function createApp(deps: AppDeps): Express {
         req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: loggableUrl(req.url),
           remoteAddress: req.remoteAddress,
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

@@ -58,6 +58,7 @@ const envSchema = z.object({
 
   AUTH_TOKEN_TTL_SECONDS: int(60, 365 * 24 * 3600).default(30 * 24 * 3600),
   AUTH_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
+  AUTH_RATE_LIMIT_IPV6_PREFIX: int(16, 128).default(64),
 
   ENABLE_TEST_ROUTES: bool.default(false),
   /** Set by the image build (`--build-arg APP_VERSION=…`); defaults to package.json's version. */
@@ -91,7 +92,11 @@ export interface Config {
     readonly embeddedPort: number;
   };
   readonly shutdown: { readonly delayMs: number; readonly timeoutMs: number };
-  readonly auth: { readonly tokenTtlSeconds: number; readonly rateLimitPerMinute: number };
+  readonly auth: {
+    readonly tokenTtlSeconds: number;
+    readonly rateLimitPerMinute: number;
+    readonly ipv6PrefixBits: number;
+  };
   readonly enableTestRoutes: boolean;
   /** What this build calls itself: health answers and app_info carry it. */
   readonly version: string | undefined;
@@ -155,6 +160,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     auth: {
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
       rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+      ipv6PrefixBits: env.AUTH_RATE_LIMIT_IPV6_PREFIX,
     },
     enableTestRoutes: env.ENABLE_TEST_ROUTES,
     version: env.APP_VERSION,

@@ -1,5 +1,13 @@
+import { rateLimitHeaderSpecs } from '../http/openapi.ts';
+import { rateLimitHeaders } from '../http/problems.ts';
 import { routesFor, type Authenticate } from '../http/routes.ts';
-import { credentialsSchema, registrationSchema, sessionSchema, userSchema } from './schemas.ts';
+import {
+  credentialsSchema,
+  loginSchema,
+  registrationSchema,
+  sessionSchema,
+  userSchema,
+} from './schemas.ts';
 import type { AuthService } from './service.ts';
 import { bearerToken } from './tokens.ts';
 
@@ -13,6 +21,8 @@ export function bearerAuthenticator(auth: AuthService): Authenticate {
 }
 
 const route = routesFor<AuthDeps>();
+// An email (254), a password (200 characters, 6 bytes each at worst when escaped) and a token.
+const credentialsLimit = 4 * 1024;
 
 export const authRoutes = [
   route({
@@ -22,12 +32,19 @@ export const authRoutes = [
     summary: 'Create an account and a session',
     tags: ['auth'],
     body: credentialsSchema,
-    responses: { 201: { description: 'Account created', body: registrationSchema } },
+    bodyLimit: credentialsLimit,
+    responses: {
+      201: {
+        description: 'Account created',
+        body: registrationSchema,
+        headers: rateLimitHeaderSpecs,
+      },
+    },
     problems: ['conflict', 'rate-limited'],
-    handler: async ({ body, ip }, { auth }) => ({
-      status: 201,
-      body: await auth.register(body, ip),
-    }),
+    handler: async ({ body, ip }, { auth }) => {
+      const { rateLimit, ...registration } = await auth.register(body, { ip });
+      return { status: 201, headers: rateLimitHeaders(rateLimit), body: registration };
+    },
   }),
   route({
     method: 'post',
@@ -36,10 +53,20 @@ export const authRoutes = [
     summary: 'Start a session',
     description: 'A wrong email and a wrong password get the same 401.',
     tags: ['auth'],
-    body: credentialsSchema,
-    responses: { 200: { description: 'Session started', body: sessionSchema } },
+    body: loginSchema,
+    bodyLimit: credentialsLimit,
+    responses: {
+      200: {
+        description: 'Session started',
+        body: sessionSchema,
+        headers: rateLimitHeaderSpecs,
+      },
+    },
     problems: ['unauthorized', 'rate-limited'],
-    handler: async ({ body, ip }, { auth }) => ({ status: 200, body: await auth.login(body, ip) }),
+    handler: async ({ body, ip }, { auth }) => {
+      const { rateLimit, ...session } = await auth.login(body, { ip });
+      return { status: 200, headers: rateLimitHeaders(rateLimit), body: session };
+    },
   }),
   route({
     method: 'post',
