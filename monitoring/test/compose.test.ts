@@ -16,7 +16,8 @@ const scrapeConfig = load('monitoring/prometheus/prometheus.compose.yml');
 /** `./host/path:/container/path[:ro]` -> both sides; the host side may be `${VAR:-default}`. */
 const mounts = (service: { volumes?: string[] }) =>
   (service.volumes ?? []).map((volume) => {
-    const [, host, container, mode] = /^((?:\$\{[^}]*\}|[^:])+):([^:]+)(?::(ro|rw))?$/.exec(volume) ?? [];
+    const [, host, container, mode] =
+      /^((?:\$\{[^}]*\}|[^:])+):([^:]+)(?::(ro|rw))?$/.exec(volume) ?? [];
     return { host: host!, container: container!, readOnly: mode === 'ro' };
   });
 
@@ -92,7 +93,8 @@ describe('docker-compose.monitoring.yml (Prometheus, Grafana and the exporters f
   it('every scrape target is a service sharing a network with Prometheus, which never joins the database network', () => {
     const prometheusNetworks: string[] = override.services.prometheus.networks;
     expect(prometheusNetworks).not.toContain('database');
-    for (const network of prometheusNetworks) expect(Object.keys(override.networks)).toContain(network);
+    for (const network of prometheusNetworks)
+      expect(Object.keys(override.networks)).toContain(network);
     const targets = scrapeConfig.scrape_configs
       .filter((j: any) => j.job_name !== 'prometheus')
       .flatMap((j: any) => j.static_configs.flatMap((c: any) => c.targets as string[]));
