@@ -439,7 +439,7 @@ export function applyOverrides(
     const current = secret?.source === 'external-secrets' ? secret : undefined;
     const store = o.secretStore ?? current?.store;
     const remoteKey = o.secretRemoteKey ?? current?.remoteKey;
-    if (!store || remoteKey === undefined) {
+    if (!store?.name || !remoteKey?.trim()) {
       problems.push(
         'secret: external-secrets needs a store and a remote key (K8S_SECRET_STORE and K8S_SECRET_REMOTE_KEY)',
       );
@@ -746,13 +746,15 @@ function environmentProblems(env: Environment): string[] {
         problems.push(`edge pod label ${key}=${value} is not a valid label`);
       }
     }
-    if (expose.kind === 'gateway') {
+    // An empty gateway name or namespace was already reported as missing.
+    if (expose.kind === 'gateway' && expose.gateway.name && expose.gateway.namespace) {
       name('gateway name', expose.gateway.name, dnsSubdomain);
       name('gateway namespace', expose.gateway.namespace);
       if (expose.gateway.sectionName !== undefined) {
         name('gateway section', expose.gateway.sectionName, dnsSubdomain);
       }
-    } else {
+    }
+    if (expose.kind === 'ingress') {
       if (expose.className !== undefined) name('ingress class', expose.className, dnsSubdomain);
       if (expose.tlsSecretName !== undefined)
         name('TLS secret', expose.tlsSecretName, dnsSubdomain);
@@ -764,9 +766,9 @@ function environmentProblems(env: Environment): string[] {
   }
 
   const secret = env.secret;
-  if (secret.source === 'external-secrets') {
+  // An empty store or remote key was already reported as missing.
+  if (secret.source === 'external-secrets' && secret.store.name && secret.remoteKey) {
     name('secret store', secret.store.name, dnsSubdomain);
-    if (secret.remoteKey.trim() === '') problems.push('secret remote key is empty');
     if (!goDuration.test(secret.refreshInterval) || secret.refreshInterval === '') {
       problems.push(
         `secret refreshInterval "${secret.refreshInterval}" is not a duration such as 1h`,
