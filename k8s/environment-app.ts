@@ -18,14 +18,10 @@ import {
   serverSettingsFromStatefulSet,
   type StatefulSetArgs,
 } from './connection-budget.ts';
-import {
-  EnvironmentError,
-  placeholders,
-  resolveEnvironment,
-  type Environment,
-  type EnvironmentSettings,
-  type SynthOverrides,
-} from './environment.ts';
+import { EnvironmentError, type Environment, type EnvironmentSettings } from './environment.ts';
+import { placeholders } from './environment-rules.ts';
+import type { SynthOverrides } from './overrides.ts';
+import { resolveEnvironment } from './resolve-environment.ts';
 import { MonitoringChart } from './monitoring-chart.ts';
 import { NamespaceChart } from './namespace-chart.ts';
 import { PostgresChart } from './postgres-chart.ts';

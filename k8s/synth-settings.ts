@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { SynthOverrides } from './environment.ts';
+import type { SynthOverrides } from './overrides.ts';
 
 /**
  * The settings CI and operators give at synth time, from environment variables, so nobody edits
