@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -10,16 +10,21 @@ const redact = [
   'res.headers["set-cookie"]',
   '*.password',
   '*.token',
+  '*.deviceToken',
+  '*.currentPassword',
+  '*.newPassword',
   '*.connectionString',
   '*.DATABASE_URL',
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({
+/** JSON lines to stdout (or to `destination`, for tests that read them). */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
     level,
     redact: { paths: redact, censor: '[redacted]' },
     base: { service: 'tasks-backend' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
