@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { apiRoutes } from '../src/app.ts';
 import { configKeys } from '../src/config.ts';
+import { defaultBodyLimit } from '../src/http/routes.ts';
 
 /**
  * `.env.example`, config.ts and docker-compose.yml (with its optional overlays such as
@@ -219,6 +221,26 @@ describe('.env.example, config.ts and docker-compose.yml', () => {
     const read = [...new Set([...caddyfile.matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]))];
     const given = [...serviceEnvironment(compose, 'caddy').keys()];
     expect(read.sort()).toEqual(given.sort());
+  });
+
+  it("the edge refuses exactly the bodies over the backend's largest body limit", () => {
+    const caddyfile = readFileSync(new URL('vps/Caddyfile', root), 'utf8');
+    const largest = Math.max(
+      ...apiRoutes.map((route) => (route.body ? (route.bodyLimit ?? defaultBodyLimit) : 0)),
+    );
+    expect(largest).toBe(defaultBodyLimit);
+    expect(/max_size (\d+)KiB/.exec(caddyfile)?.[1]).toBe(String(largest / 1024));
+    const tooLarge = new RegExp(
+      /@too_large header_regexp Content-Length "([^"]+)"/.exec(caddyfile)![1]!,
+    );
+    for (const length of [0, 1, 999, largest - 1, largest])
+      expect(tooLarge.test(String(length))).toBe(false);
+    for (const length of [largest + 1, largest + 9, largest + 464, 99_999, 100_000, 10 ** 12]) {
+      expect(tooLarge.test(String(length)), String(length)).toBe(true);
+    }
+    expect(caddyfile).toContain(
+      `"detail":"The request body exceeds the largest limit of any operation, ${largest} bytes."`,
+    );
   });
 
   it('secrets are blank and test routes cannot be switched on from .env', () => {

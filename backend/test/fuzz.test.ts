@@ -213,7 +213,7 @@ describe('fuzzing the API', () => {
         amplifying,
         async ([method, p], b) => {
           casesRun++;
-          const res = await client.request(method!, p!.replace('TASK', taskId), { token, body: b });
+          const res = await client.request(method, p.replace('TASK', taskId), { token, body: b });
           expect(res.status).toBeGreaterThanOrEqual(400);
           expect(res.status).toBeLessThan(500);
           expect(res.text.length).toBeLessThan(maxProblemBytes);

@@ -226,7 +226,7 @@ describe('hostile HTTP over raw sockets', () => {
       peakMiB: Math.round(peakMiB),
     });
     expect(backend.running()).toBe(true);
-    // Generous: the 1 MB body limit and the 16 KB header limit keep this far below.
+    // Generous: the 64 KiB body limit and the 16 KB header limit keep this far below.
     expect(peakMiB - rssBeforeMiB).toBeLessThan(200);
   });
 });

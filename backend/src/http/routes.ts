@@ -114,7 +114,7 @@ export interface RouteSpec<
   /**
    * The largest body accepted, in bytes: enough for the largest valid body and no more, so that
    * a huge invalid one is refused before any work is done on it.
-   * @default 65_536
+   * @default 65_536, which no route may exceed
    */
   readonly bodyLimit?: number;
   readonly responses: R;
@@ -184,7 +184,8 @@ export function routeProblems(spec: AnyRoute<never>): ErrorCode[] {
   return [...codes];
 }
 
-const defaultBodyLimit = 64 * 1024;
+/** No operation accepts a larger body; the edge proxy refuses larger ones too (vps/Caddyfile). */
+export const defaultBodyLimit = 64 * 1024;
 
 /** A JSON parser for bodies up to `limit` bytes. */
 const jsonParser = (limit: number) =>
