@@ -49,6 +49,7 @@ const envSchema = z.object({
   DATABASE_POOL_MAX: int(1, 1000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(2000),
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   MIGRATE_ON_START: bool.default(true),
   EMBEDDED_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
   EMBEDDED_PG_PORT: port.default(54329),
@@ -87,6 +88,7 @@ export interface Config {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
     readonly statementTimeoutMs: number;
+    readonly preparedStatements: boolean;
     readonly migrateOnStart: boolean;
     readonly embeddedDataDir: string;
     readonly embeddedPort: number;
@@ -148,6 +150,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       poolMax: env.DATABASE_POOL_MAX,
       connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+      preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
       migrateOnStart: env.MIGRATE_ON_START,
       embeddedDataDir: env.EMBEDDED_PG_DATA_DIR,
       embeddedPort: env.EMBEDDED_PG_PORT,
