@@ -4,9 +4,10 @@
 #   runtime    node + package.json + production node_modules + backend/dist + backend/migrations
 # Rebuilds stay fast: each stage copies the dependency manifests and installs before any source.
 
-# One place for the Node major; Debian-based (bookworm) rather than Alpine.
-ARG NODE_VERSION=24
-FROM node:${NODE_VERSION}-bookworm-slim AS build
+# One place for the base image: Node 24, Debian-based (bookworm) rather than Alpine. A build
+# argument so tests can build on a stand-in under a name of its own, never shadowing the real one.
+ARG NODE_IMAGE=node:24-bookworm-slim
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No install scripts: tsc needs none (they fetch esbuild and PostgreSQL binaries for dev tools).
@@ -15,12 +16,12 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY backend/src ./backend/src
 RUN npm run build
 
-FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
+FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 # What this build calls itself (health answers, app_info): `--build-arg APP_VERSION=$(git describe)`.
 # Empty means package.json's version.
 ARG APP_VERSION=

@@ -40,7 +40,8 @@ declare module 'autocannon' {
 
   export interface Result {
     latency: Histogram;
-    requests: Histogram;
+    /** Per second; `sent` counts requests sent, including those cut off at the deadline. */
+    requests: Histogram & { sent: number; total: number };
     throughput: Histogram;
     errors: number;
     timeouts: number;

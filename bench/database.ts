@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createDb } from '../backend/src/db.ts';
-import { startEmbeddedPostgres } from '../backend/src/embedded-postgres.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../backend/src/embedded-postgres.ts';
 import { createLogger } from '../backend/src/logger.ts';
 import { migrate } from '../backend/src/migrate.ts';
 import { freePort } from '../backend/test/support/ports.ts';
+import { waitFor } from '../backend/test/support/wait.ts';
 
 /** One user's credentials and one of their tasks: what a benchmark request needs. */
 export interface Fixture {
@@ -18,40 +19,148 @@ export interface Fixture {
 }
 
 export interface BenchDatabase {
-  /** URL of the migrated, seeded database. */
+  /** URL of the migrated, seeded database, as its owner. */
   url: string;
   host: string;
   port: number;
-  user: string;
-  password: string;
   database: string;
+  /** `SHOW server_version`. */
+  serverVersion: string;
   fixtures: Fixture[];
+  /**
+   * A login role of its own for one target (server or pgbench), so that PostgreSQL counts its
+   * statements apart from everyone else's. Same rights on the data as the owner.
+   */
+  role(target: string): Promise<DatabaseRole>;
   dispose(): Promise<void>;
 }
+
+export interface DatabaseRole {
+  name: string;
+  password: string;
+  /** The database's URL as this role. */
+  url: string;
+  statements: StatementCounter;
+}
+
+/**
+ * Statements PostgreSQL executed for one role, from pg_stat_statements: each `calls` is one
+ * statement executed, BEGIN and COMMIT included (pg_stat_statements.track_utility is on).
+ */
+export interface StatementCounter {
+  /** Forgets the role's counts, once the statements it is still sending have landed. */
+  reset(): Promise<void>;
+  /** Calls per statement since the reset, once the role has stopped sending statements. */
+  read(): Promise<StatementCounts>;
+}
+
+/** Calls by pg_stat_statements' queryid, with the normalised text of each. */
+export type StatementCounts = Map<string, { query: string; calls: number }>;
 
 const silent = createLogger('silent');
 
 /**
- * A PostgreSQL 16 of the benchmark's own (embedded, in a throwaway directory), migrated with the
- * backend's runner, with `users` users who each own `tasksPerUser` tasks and hold a live session.
+ * A PostgreSQL 16 of the benchmark's own (embedded, in a throwaway directory) that counts
+ * statements per role, migrated with the backend's runner, with `users` users who each own
+ * `tasksPerUser` tasks and hold a live session. Nothing is left behind when a step fails.
  */
 export async function startBenchDatabase(options: {
   users: number;
   tasksPerUser: number;
 }): Promise<BenchDatabase> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tasks-backend-bench-'));
+  const removeDir = () => rm(dir, { recursive: true, force: true });
   const embedded = await startEmbeddedPostgres({
     dataDir: path.join(dir, 'pg'),
     port: await freePort(),
     logger: silent,
+  }).catch(async (error: unknown) => {
+    await removeDir();
+    throw error;
   });
-  const admin = new pg.Client({ connectionString: embedded.url });
-  await admin.connect();
-  await admin.query('CREATE DATABASE bench');
-  await admin.end();
+  let admin: pg.Client | undefined;
+  try {
+    const url = await countStatements(embedded);
+    const fixtures = await seed(url, options);
+    admin = new pg.Client({ connectionString: url.toString() });
+    await admin.connect();
+    const owner = admin;
+    const version = await owner.query<{ server_version: string }>('SHOW server_version');
+    return {
+      url: url.toString(),
+      host: url.hostname,
+      port: Number(url.port),
+      database: 'bench',
+      serverVersion: version.rows[0]!.server_version,
+      fixtures,
+      async role(target) {
+        const name = `bench_${target.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`;
+        const password = 'bench';
+        await owner.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+        // The backend's migration runner may create its bookkeeping table: CREATE on the schema.
+        await owner.query(`GRANT pg_read_all_data, pg_write_all_data TO ${name}`);
+        await owner.query(`GRANT CREATE ON SCHEMA public TO ${name}`);
+        const roleUrl = new URL(url);
+        roleUrl.username = name;
+        roleUrl.password = password;
+        return {
+          name,
+          password,
+          url: roleUrl.toString(),
+          statements: statementCounter(owner, name),
+        };
+      },
+      async dispose() {
+        await owner.end();
+        await embedded.stop();
+        await removeDir();
+      },
+    };
+  } catch (error) {
+    await admin?.end();
+    await embedded.stop();
+    await removeDir();
+    throw error;
+  }
+}
+
+/**
+ * Creates the database `bench` with pg_stat_statements, which counts every statement per role:
+ * the round trips per request of each target, from PostgreSQL itself. Returns its URL.
+ */
+async function countStatements(embedded: EmbeddedDatabase): Promise<URL> {
+  const setup = new pg.Client({ connectionString: embedded.url });
+  await setup.connect();
+  try {
+    await setup.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+    await setup.query('CREATE DATABASE bench');
+  } finally {
+    await setup.end();
+  }
+  // The library loads at server start only.
+  await embedded.pause();
+  await embedded.resume();
   const url = new URL(embedded.url);
   url.pathname = '/bench';
+  const bench = new pg.Client({ connectionString: url.toString() });
+  await bench.connect();
+  try {
+    await bench.query('CREATE EXTENSION pg_stat_statements');
+    // BEGIN and COMMIT are round trips too; they are counted only with track_utility (the default).
+    const { rows } = await bench.query<{ value: string }>(
+      `SELECT current_setting('pg_stat_statements.track_utility') AS value`,
+    );
+    if (rows[0]?.value !== 'on') throw new Error('pg_stat_statements.track_utility is off');
+  } finally {
+    await bench.end();
+  }
+  return url;
+}
 
+async function seed(
+  url: URL,
+  options: { users: number; tasksPerUser: number },
+): Promise<Fixture[]> {
   const db = createDb({
     url: url.toString(),
     poolMax: 2,
@@ -92,18 +201,47 @@ export async function startBenchDatabase(options: {
   } finally {
     await db.end();
   }
+  return fixtures;
+}
 
+function statementCounter(admin: pg.Client, role: string): StatementCounter {
+  const read = async (): Promise<StatementCounts> => {
+    const { rows } = await admin.query<{ queryid: string; query: string; calls: string }>(
+      `SELECT s.queryid::text, s.query, s.calls
+       FROM pg_stat_statements s
+       JOIN pg_roles r ON r.oid = s.userid
+       JOIN pg_database d ON d.oid = s.dbid
+       WHERE r.rolname = $1 AND d.datname = current_database()`,
+      [role],
+    );
+    return new Map(rows.map((r) => [r.queryid, { query: r.query, calls: Number(r.calls) }]));
+  };
+  const total = (counts: StatementCounts) =>
+    [...counts.values()].reduce((sum, { calls }) => sum + calls, 0);
+  // Requests a load generator gave up on at its deadline may still be running their statements:
+  // wait until the count stops moving.
+  const settled = async (): Promise<StatementCounts> => {
+    let last = -1;
+    return waitFor(
+      `statements of ${role} to settle`,
+      async () => {
+        const counts = await read();
+        const now = total(counts);
+        const still = now === last;
+        last = now;
+        return still && counts;
+      },
+      { timeoutMs: 5000, intervalMs: 50 },
+    );
+  };
   return {
-    url: url.toString(),
-    host: url.hostname,
-    port: Number(url.port),
-    user: decodeURIComponent(url.username),
-    password: decodeURIComponent(url.password),
-    database: 'bench',
-    fixtures,
-    async dispose() {
-      await embedded.stop();
-      await rm(dir, { recursive: true, force: true });
+    async reset() {
+      await settled();
+      await admin.query(
+        'SELECT pg_stat_statements_reset((SELECT oid FROM pg_roles WHERE rolname = $1), 0, 0)',
+        [role],
+      );
     },
+    read: settled,
   };
 }

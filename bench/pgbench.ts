@@ -1,24 +1,19 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BenchDatabase, Fixture } from './database.ts';
+import { percentile } from '../backend/test/support/stats.ts';
+import { fixtureValues, type Baseline, type Step } from './baselines.ts';
+import type { BenchDatabase, DatabaseRole, Fixture } from './database.ts';
+import { statementsPerRequest, type Measurement } from './measure.ts';
+import type { Column } from './report.ts';
+import type { Scenario } from './scenarios.ts';
 
 /**
- * pgbench runs the SQL the backend runs for one request (the session lookup, then the task query)
- * as one pgbench "transaction", so its tps is the database's ceiling for that request.
- * pgbench variables are numbers only, so each fixture (token hash, user, task) becomes a script
- * file of its own with the values inlined, and pgbench picks among them at random (-f file@1).
+ * pgbench runs a baseline's statements for one request (baselines.ts) as one pgbench
+ * "transaction", so its tps is the database's ceiling for that request. pgbench variables are
+ * numbers only, so each fixture (token hash, user, task) becomes a script file of its own with
+ * the values inlined, and pgbench picks among them at random (-f file@1).
  */
-
-export interface Measurement {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  failures: number;
-  /** CPU time of the server process per request, in microseconds (HTTP targets only). */
-  cpuUsPerRequest?: number;
-}
 
 const hasCommand = (command: string): boolean => {
   try {
@@ -56,48 +51,47 @@ export function findPgbench(log: (line: string) => void): string | undefined {
   return undefined;
 }
 
-const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
-const sessionLookup = (f: Fixture) => `SELECT u.id, u.email, u.created_at
-  FROM sessions s JOIN users u ON u.id = s.user_id
-  WHERE s.token_hash = '\\x${f.tokenHash.toString('hex')}'::bytea AND s.expires_at > now();`;
+/** A parameter as an SQL literal, for a script that runs a parameterised statement's SQL. */
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (Buffer.isBuffer(value)) return `'\\x${value.toString('hex')}'::bytea`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
+  throw new Error(`no SQL literal for ${typeof value}`);
+}
 
-/** The SQL of one request of each scenario, for one fixture. */
-export const pgbenchScripts: Record<
-  string,
-  ((f: Fixture, listLimit: number) => string) | undefined
-> = {
-  'get-by-id': (f) =>
-    `${sessionLookup(f)}\nSELECT ${columns} FROM tasks WHERE id = '${f.taskId}' AND user_id = '${f.userId}';\n`,
-  list: (f, limit) =>
-    `${sessionLookup(f)}\nSELECT ${columns} FROM tasks WHERE user_id = '${f.userId}' ORDER BY created_at DESC, id DESC LIMIT ${limit + 1};\n`,
-  create: (f) =>
-    `${sessionLookup(f)}\nINSERT INTO tasks (user_id, title, notes, completed, due_at) VALUES ('${f.userId}', 'Benchmark task', COALESCE(NULL, ''), COALESCE(NULL, false), NULL) RETURNING ${columns};\n`,
-  // The health probe runs no SQL per request (readiness is cached for a second): no pgbench row.
-  health: undefined,
-};
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+/** The SQL of `steps` for one fixture, parameters inlined. */
+export function pgbenchScript(steps: readonly Step[], fixture: Fixture): string {
+  const values = fixtureValues(fixture);
+  return steps
+    .map((step) => {
+      const params = step.params(values);
+      // The declared SQL has no "$" but its parameters' (no dollar quotes, no "$" in literals).
+      const sql = step.sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+      return `${sql.trim()};\n`;
+    })
+    .join('');
 }
 
 export async function runPgbench(options: {
   pgbench: string;
   db: BenchDatabase;
-  scenario: string;
-  listLimit: number;
+  steps: readonly Step[] | undefined;
+  /** The role pgbench logs in as; its statements are counted. */
+  role: DatabaseRole;
+  name: string;
   clients: number;
   seconds: number;
   workDir: string;
 }): Promise<Measurement | undefined> {
-  const script = pgbenchScripts[options.scenario];
-  if (!script) return undefined;
-  const dir = path.join(options.workDir, `pgbench-${options.scenario}-${Date.now()}`);
+  const { steps } = options;
+  if (!steps) return undefined;
+  const dir = path.join(options.workDir, `pgbench-${options.name}-${Date.now()}`);
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   for (const [i, fixture] of options.db.fixtures.slice(0, 100).entries()) {
     const file = path.join(dir, `script-${i}.sql`);
-    await writeFile(file, script(fixture, options.listLimit));
+    await writeFile(file, pgbenchScript(steps, fixture));
     files.push('-f', `${file}@1`);
   }
   const args = [
@@ -106,7 +100,7 @@ export async function runPgbench(options: {
     '-p',
     String(options.db.port),
     '-U',
-    options.db.user,
+    options.role.name,
     '-n', // no vacuum of pgbench's own tables: there are none
     '-M',
     'extended', // the protocol node-postgres uses for parameterised queries
@@ -122,9 +116,10 @@ export async function runPgbench(options: {
     ...files,
     options.db.database,
   ];
+  await options.role.statements.reset();
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(options.pgbench, args, {
-      env: { ...process.env, PGPASSWORD: options.db.password },
+      env: { ...process.env, PGPASSWORD: options.role.password },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';
@@ -145,14 +140,56 @@ export async function runPgbench(options: {
     }
   }
   await rm(dir, { recursive: true, force: true });
-  const sorted = Float64Array.from(latencies).sort();
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(output);
   const failed = /number of failed transactions: (\d+)/.exec(output);
   return {
     rps: tps ? Number(tps[1]) : latencies.length / options.seconds,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
     requests: latencies.length,
     failures: failed ? Number(failed[1]) : 0,
+    ...statementsPerRequest(await options.role.statements.read(), latencies.length),
+  };
+}
+
+/**
+ * pgbench on each baseline's statements, as a role of its own per baseline: the database-only
+ * measurements of a scenario (none for a scenario without statements), and their table columns.
+ */
+export async function pgbenchTargets(options: {
+  pgbench: string;
+  db: BenchDatabase;
+  baselines: readonly Baseline[];
+  clients: number;
+  seconds: number;
+  workDir: string;
+}): Promise<{
+  columns: Column[];
+  measure: (scenario: Scenario) => Promise<[key: string, Measurement][]>;
+}> {
+  const runs: { key: string; baseline: Baseline; role: DatabaseRole }[] = [];
+  for (const baseline of options.baselines) {
+    const key = `pgbench:${baseline.name}`;
+    runs.push({ key, baseline, role: await options.db.role(key) });
+  }
+  return {
+    columns: runs.map(({ key, baseline }) => ({
+      key,
+      label: `pgbench, ${baseline.name} statements`,
+      inlinedValues: true,
+    })),
+    measure: async (scenario) => {
+      const measured: [string, Measurement][] = [];
+      for (const { key, baseline, role } of runs) {
+        const m = await runPgbench({
+          ...options,
+          role,
+          steps: baseline.plans[scenario.name],
+          name: `${baseline.name}-${scenario.name}`,
+        });
+        if (m) measured.push([key, m]);
+      }
+      return measured;
+    },
   };
 }

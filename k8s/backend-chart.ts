@@ -16,9 +16,6 @@ export interface BackendChartProps {
   readonly env: Environment;
 }
 
-/** The shutdown delay must cover at least one readiness period (checked in environment.ts). */
-export const readinessPeriodSeconds = 5;
-
 /** Delay plus timeout, and 15 s for the pool to end and logs to flush before the SIGKILL. */
 export function terminationGracePeriodSeconds(env: Environment): number {
   return Math.ceil((env.backend.shutdownDelayMs + env.backend.shutdownTimeoutMs) / 1000) + 15;
@@ -26,7 +23,8 @@ export function terminationGracePeriodSeconds(env: Environment): number {
 
 /**
  * The API: Deployment with its ServiceAccount, ConfigMap, Service, PodDisruptionBudget, optional
- * HorizontalPodAutoscaler and Ingress, and the NetworkPolicies that open exactly what it needs.
+ * HorizontalPodAutoscaler, HTTPRoute or Ingress, and the NetworkPolicies that open exactly what it
+ * needs.
  */
 export class BackendChart extends Chart {
   readonly deployment: kplus.Deployment;
@@ -53,6 +51,17 @@ export class BackendChart extends Chart {
     });
 
     const tmp = kplus.Volume.fromEmptyDir(this, 'tmp', 'tmp', { sizeLimit: Size.mebibytes(64) });
+    const secretFiles = kplus.Volume.fromSecret(
+      this,
+      'secret-files',
+      kplus.Secret.fromSecretName(this, 'database-secret', databaseSecret.name),
+      {
+        name: 'secret',
+        items: { [databaseSecret.databaseUrlKey]: { path: databaseSecret.databaseUrlKey } },
+        // Group-readable: fsGroup makes the file the backend group's.
+        defaultMode: 0o440,
+      },
+    );
     const heapMiB = Math.floor(backend.resources.memoryLimitMiB * 0.75);
 
     this.deployment = new kplus.Deployment(this, 'deployment', {
@@ -98,10 +107,10 @@ export class BackendChart extends Chart {
           ],
           envFrom: [kplus.Env.fromConfigMap(config)],
           envVariables: {
-            DATABASE_URL: kplus.EnvValue.fromSecretValue({
-              secret: kplus.Secret.fromSecretName(this, 'database-secret', databaseSecret.name),
-              key: databaseSecret.databaseUrlKey,
-            }),
+            // The URL holds the password: read from the mounted Secret file, never an env value.
+            DATABASE_URL_FILE: kplus.EnvValue.fromValue(
+              `${databaseSecret.mountPath}/${databaseSecret.databaseUrlKey}`,
+            ),
           },
           resources: {
             cpu: {
@@ -136,7 +145,7 @@ export class BackendChart extends Chart {
           // blip does not empty every endpoint at once.
           readiness: kplus.Probe.fromHttpGet(backendNames.readinessPath, {
             port: backendNames.httpPort,
-            periodSeconds: Duration.seconds(readinessPeriodSeconds),
+            periodSeconds: Duration.seconds(backendNames.readinessPeriodSeconds),
             timeoutSeconds: Duration.seconds(2),
             failureThreshold: 3,
           }),
@@ -146,7 +155,10 @@ export class BackendChart extends Chart {
             timeoutSeconds: Duration.seconds(2),
             failureThreshold: 3,
           }),
-          volumeMounts: [{ path: '/tmp', volume: tmp }],
+          volumeMounts: [
+            { path: '/tmp', volume: tmp },
+            { path: databaseSecret.mountPath, volume: secretFiles, readOnly: true },
+          ],
         },
       ],
     });
@@ -175,7 +187,26 @@ export class BackendChart extends Chart {
       ),
       // Service links would add a *_PORT variable per Service in the namespace to the environment.
       JsonPatch.add(`${podSpec}/enableServiceLinks`, false),
+      // Spread over zones when the cluster has several, without ever leaving a pod Pending for it.
+      // matchLabelKeys counts each rollout's pods on their own, so old pods do not skew new ones.
+      JsonPatch.add(`${podSpec}/topologySpreadConstraints`, [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: selector },
+          matchLabelKeys: ['pod-template-hash'],
+        },
+      ]),
     );
+    if (env.image.pullSecrets.length > 0) {
+      ApiObject.of(this.deployment).addJsonPatch(
+        JsonPatch.add(
+          `${podSpec}/imagePullSecrets`,
+          env.image.pullSecrets.map((name) => ({ name })),
+        ),
+      );
+    }
 
     this.service = new kplus.Service(this, 'service', {
       metadata: { name: backendNames.name, labels },
@@ -221,23 +252,56 @@ export class BackendChart extends Chart {
       });
     }
 
-    if (env.ingress) {
-      const { host, className, tlsSecretName } = env.ingress;
+    const expose = env.expose;
+    if (expose?.kind === 'ingress') {
       new kplus.Ingress(this, 'ingress', {
-        metadata: { name: backendNames.name, labels },
-        className,
+        metadata: { name: backendNames.name, labels, annotations: { ...expose.annotations } },
+        className: expose.className,
         rules: [
           {
-            host,
+            host: expose.host,
             path: '/',
             pathType: kplus.HttpIngressPathType.PREFIX,
             // Only the http port: metrics stay inside the cluster.
             backend: kplus.IngressBackend.fromService(this.service, { port: 80 }),
           },
         ],
-        tls: tlsSecretName
-          ? [{ hosts: [host], secret: kplus.Secret.fromSecretName(this, 'tls', tlsSecretName) }]
+        tls: expose.tlsSecretName
+          ? [
+              {
+                hosts: [expose.host],
+                secret: kplus.Secret.fromSecretName(this, 'tls', expose.tlsSecretName),
+              },
+            ]
           : undefined,
+      });
+    }
+    if (expose?.kind === 'gateway') {
+      // A plain ApiObject: the Gateway API is a CRD; k8s/test validates it against the published
+      // model (@kubernetes-models/gateway-api). TLS is the Gateway's business, not the route's.
+      new ApiObject(this, 'http-route', {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: backendNames.name, labels },
+        spec: {
+          parentRefs: [
+            {
+              group: 'gateway.networking.k8s.io',
+              kind: 'Gateway',
+              name: expose.gateway.name,
+              namespace: expose.gateway.namespace,
+              sectionName: expose.gateway.sectionName,
+            },
+          ],
+          hostnames: [expose.host],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+              // Only the http port: metrics stay inside the cluster.
+              backendRefs: [{ group: '', kind: 'Service', name: this.service.name, port: 80 }],
+            },
+          ],
+        },
       });
     }
 
@@ -245,10 +309,18 @@ export class BackendChart extends Chart {
       metadata: { name: `${backendNames.name}-ingress`, labels },
       selector: pods,
     });
-    ingressPolicy.addIngressRule(
-      namespaceNamed(this, 'ingress-controller-namespace', env.ingressControllerNamespace),
-      [kplus.NetworkPolicyPort.tcp(backendNames.httpPort)],
-    );
+    if (expose) {
+      // The gateway's proxies or the ingress controller: whichever the environment routes through.
+      const edgeNamespace = namespaceNamed(this, 'edge-namespace', expose.edge.namespace);
+      const edge =
+        Object.keys(expose.edge.podLabels).length > 0
+          ? kplus.Pods.select(this, 'edge-pods', {
+              labels: { ...expose.edge.podLabels },
+              namespaces: edgeNamespace,
+            })
+          : edgeNamespace;
+      ingressPolicy.addIngressRule(edge, [kplus.NetworkPolicyPort.tcp(backendNames.httpPort)]);
+    }
     ingressPolicy.addIngressRule(
       namespaceNamed(this, 'monitoring-namespace', env.monitoring.namespace),
       [kplus.NetworkPolicyPort.tcp(backendNames.metricsPort)],

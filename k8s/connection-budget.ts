@@ -31,32 +31,46 @@ export function connectionBudgetProblem(budget: ConnectionBudget): string | unde
   );
 }
 
-/** The part of a synthesized StatefulSet the check reads. */
+/** The part of a synthesized StatefulSet the checks read. */
 export interface StatefulSetArgs {
   readonly spec?: {
     readonly template?: {
       readonly spec?: {
         readonly containers?: readonly {
+          readonly name?: string;
           readonly args?: readonly string[];
           readonly command?: readonly string[];
+          readonly resources?: { readonly limits?: Readonly<Record<string, unknown>> };
         }[];
       };
     };
   };
 }
 
+/** The container that runs the server: the one named `postgres`. */
+export function postgresContainerFromStatefulSet(statefulSet: StatefulSetArgs) {
+  return statefulSet.spec?.template?.spec?.containers?.find((c) => c.name === 'postgres');
+}
+
 /**
- * Reads `-c max_connections=N` from a synthesized StatefulSet's postgres container, so the check
- * sees exactly what the server will be started with rather than a value copied beside it.
+ * Every `-c name=value` the postgres container is started with, so the checks see exactly what the
+ * server will run with rather than a value copied beside it.
  */
-export function maxConnectionsFromStatefulSet(statefulSet: StatefulSetArgs): number | undefined {
+export function serverSettingsFromStatefulSet(statefulSet: StatefulSetArgs): Map<string, string> {
+  const settings = new Map<string, string>();
   for (const container of statefulSet.spec?.template?.spec?.containers ?? []) {
     const argv = [...(container.command ?? []), ...(container.args ?? [])];
     for (const [i, arg] of argv.entries()) {
       const setting = arg === '-c' ? argv[i + 1] : arg.startsWith('-c') ? arg.slice(2) : undefined;
-      const match = setting === undefined ? null : /^max_connections=(\d+)$/.exec(setting);
-      if (match?.[1] !== undefined) return Number(match[1]);
+      const match = setting === undefined ? null : /^([a-z_]+)=(.*)$/.exec(setting);
+      if (match?.[1] !== undefined && match[2] !== undefined) settings.set(match[1], match[2]);
     }
   }
-  return undefined;
+  return settings;
+}
+
+/** `-c max_connections=N` from a synthesized StatefulSet, or undefined when it is not set. */
+export function maxConnectionsFromStatefulSet(statefulSet: StatefulSetArgs): number | undefined {
+  const value = serverSettingsFromStatefulSet(statefulSet).get('max_connections');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }

@@ -1,16 +1,23 @@
-import { readinessPeriodSeconds } from './backend-chart.ts';
+import type { PostgresMemorySettings } from './postgres-memory.ts';
 
 /**
  * The Helm-free "values": what may differ between environments, typed, with defaults in one place.
- * Environment files (k8s/environments/*.ts) set these; `resolveEnvironment` fills the defaults and
- * refuses settings that must never reach a cluster, so the charts only ever see checked values.
+ * Environment files (k8s/environments/*.ts) set these; synth-time variables (k8s/synth-settings.ts)
+ * override some of them (overrides.ts); `resolveEnvironment` (resolve-environment.ts) fills the
+ * defaults and refuses settings that must never reach a cluster (environment-rules.ts), so the
+ * charts only ever see checked values.
  */
 
 export interface ImageSettings {
-  /** e.g. `ghcr.io/acme/tasks-backend` */
+  /** e.g. `ghcr.io/acme/tasks-backend`. Overridden by `IMAGE_REPOSITORY` at synth time. */
   readonly repository: string;
   /** An immutable tag. `latest` and empty tags fail synth. Overridden by `IMAGE_TAG` at synth time. */
   readonly tag: string;
+  /**
+   * `kubernetes.io/dockerconfigjson` Secrets in the namespace for a private registry. Overridden by
+   * `IMAGE_PULL_SECRETS`. @default - none (a public image)
+   */
+  readonly pullSecrets?: readonly string[];
 }
 
 export interface ContainerResources {
@@ -39,7 +46,7 @@ export interface BackendSettings {
   readonly poolMax?: number;
   /** LOG_LEVEL @default 'info' */
   readonly logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** TRUST_PROXY: number of proxy hops in front of the pods (the ingress controller). @default '1' */
+  /** TRUST_PROXY: number of proxy hops in front of the pods (the gateway or ingress). @default '1' */
   readonly trustProxy?: string;
   /** SHUTDOWN_DELAY_MS: keep serving after SIGTERM while endpoints are removed. @default 5000 */
   readonly shutdownDelayMs?: number;
@@ -47,9 +54,31 @@ export interface BackendSettings {
   readonly shutdownTimeoutMs?: number;
 }
 
+export interface BackupSettings {
+  /**
+   * When the CronJob runs, in `timeZone`. A regular schedule (`M * * * *`, `*\/N * * * *`,
+   * `M *\/N * * *`, `M H * * *`, `@hourly`, `@daily`), so the freshness alert can derive the interval.
+   * @default '17 * * * *' (hourly, as the VPS: a lost hour of writes at most)
+   */
+  readonly schedule?: string;
+  /** @default 'Etc/UTC' */
+  readonly timeZone?: string;
+  /** BACKUP_KEEP: dumps kept on the backup volume; older ones are deleted after a new one verified. @default 48 */
+  readonly keep?: number;
+  /** The backup volume (its own claim, applied once). @default - the database's storageSize */
+  readonly storageSize?: string;
+  /** @default - the cluster's default StorageClass */
+  readonly storageClassName?: string;
+  /** @default 100m/500m CPU, 256/256 MiB */
+  readonly resources?: ContainerResources;
+}
+
 export interface InClusterDatabase {
   readonly mode: 'in-cluster';
-  /** A pinned tag of the official image; its PGDATA layout changes at 18. @default 'postgres:16-bookworm' */
+  /**
+   * An exact minor of the official image; its PGDATA layout changes at 18.
+   * @default - `x-postgres-image` of docker-compose.yml (the one pin compose and Kubernetes share)
+   */
   readonly image?: string;
   /** PersistentVolumeClaim size, e.g. `10Gi`. */
   readonly storageSize: string;
@@ -58,8 +87,17 @@ export interface InClusterDatabase {
   readonly resources: ContainerResources;
   /** Written into the StatefulSet's args; the connection budget is checked against it. @default 100 */
   readonly maxConnections?: number;
-  /** Connections kept free for superusers, psql sessions and monitoring. @default 10 */
+  /** Connections kept free for superusers, psql, the exporter and the backup job. @default 10 */
   readonly reservedConnections?: number;
+  /**
+   * Memory settings in MiB; each one left out is derived from the memory limit (postgres-memory.ts).
+   * Synth checks the result against the limit either way. @default - all derived
+   */
+  readonly memory?: Partial<PostgresMemorySettings>;
+  /** The postgres_exporter sidecar's image. @default quay.io/prometheuscommunity/postgres-exporter:v0.18.1 */
+  readonly exporterImage?: string;
+  /** Scheduled dumps with the same script as the VPS (backup/backup.sh). `false` leaves them out. @default {} */
+  readonly backup?: BackupSettings | false;
 }
 
 export interface ExternalDatabase {
@@ -74,6 +112,67 @@ export interface ExternalDatabase {
   readonly reservedConnections?: number;
 }
 
+/** Pods that may open the backend's http port: the gateway's proxies or the ingress controller. */
+export interface EdgePods {
+  /** The namespace they run in. */
+  readonly namespace?: string;
+  /** Narrows the allowed pods within that namespace. @default - every pod of the namespace */
+  readonly podLabels?: Readonly<Record<string, string>>;
+}
+
+/** An HTTPRoute (gateway.networking.k8s.io/v1) attached to a Gateway the platform team owns. */
+export interface GatewayExposure {
+  readonly kind: 'gateway';
+  readonly host: string;
+  readonly gateway: {
+    readonly name: string;
+    readonly namespace: string;
+    /** The listener to attach to (e.g. the HTTPS one). @default - every listener that allows the route */
+    readonly sectionName?: string;
+  };
+  /**
+   * Where the Gateway's data-plane pods run. Istio and NGINX Gateway Fabric put them beside the
+   * Gateway; Envoy Gateway, by default, in its own namespace (envoy-gateway-system).
+   * @default { namespace: gateway.namespace }
+   */
+  readonly proxies?: EdgePods;
+}
+
+/** A networking.k8s.io/v1 Ingress, for clusters whose controller does not speak the Gateway API yet. */
+export interface IngressExposure {
+  readonly kind: 'ingress';
+  readonly host: string;
+  /** @default - the cluster's default IngressClass */
+  readonly className?: string;
+  /** e.g. `cert-manager.io/cluster-issuer`, the controller's timeouts. @default {} */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** A kubernetes.io/tls Secret for the host (cert-manager can create it). @default - plain HTTP */
+  readonly tlsSecretName?: string;
+  /** @default { namespace: 'ingress-nginx' } */
+  readonly controller?: EdgePods;
+}
+
+/** Where the `tasks-db` Secret comes from. */
+export type SecretSource =
+  | { readonly source: 'manual' }
+  | {
+      /** External Secrets Operator copies the keys from a store (Vault, a cloud secret manager...). */
+      readonly source: 'external-secrets';
+      readonly store: {
+        readonly kind: 'SecretStore' | 'ClusterSecretStore';
+        readonly name: string;
+      };
+      /** The remote secret: one object whose properties are the Secret's keys. */
+      readonly remoteKey: string;
+      /** @default '1h' */
+      readonly refreshInterval?: string;
+    }
+  | {
+      /** A SealedSecret: values encrypted for this namespace and name with `kubeseal --raw`. */
+      readonly source: 'sealed-secrets';
+      readonly encryptedData: Readonly<Record<string, string>>;
+    };
+
 export interface EnvironmentSettings {
   /** Folder name under k8s/dist/. */
   readonly name: string;
@@ -81,22 +180,16 @@ export interface EnvironmentSettings {
   readonly image: ImageSettings;
   readonly backend: BackendSettings;
   readonly database: InClusterDatabase | ExternalDatabase;
-  /** @default 'ingress-nginx' */
-  readonly ingressControllerNamespace?: string;
-  /** Emits an Ingress for this host. @default - no Ingress (use port-forward) */
-  readonly ingress?: {
-    readonly host: string;
-    /** @default 'nginx' */
-    readonly className?: string;
-    /** A kubernetes.io/tls Secret for the host. @default - plain HTTP */
-    readonly tlsSecretName?: string;
-  };
+  /** How clients reach the API. @default - not exposed (kubectl port-forward) */
+  readonly expose?: GatewayExposure | IngressExposure;
+  /** @default { source: 'manual' }: create `tasks-db` by hand (k8s/README.md) */
+  readonly secret?: SecretSource;
   readonly monitoring?: {
-    /** Namespace Prometheus scrapes from; the only one allowed to reach the metrics port. @default 'monitoring' */
+    /** Namespace Prometheus scrapes from; the only one allowed to reach the metrics ports. @default 'monitoring' */
     readonly namespace?: string;
     /**
-     * Emit prometheus-operator objects (ServiceMonitor). `releaseLabel` is the `release` label the
-     * operator's serviceMonitorSelector expects (kube-prometheus-stack: its Helm release name).
+     * Emit prometheus-operator objects (ServiceMonitors, PrometheusRule). `releaseLabel` is the
+     * `release` label the operator's selectors expect (kube-prometheus-stack: its Helm release name).
      * @default - annotations only
      */
     readonly prometheusOperator?: {
@@ -126,11 +219,67 @@ export interface GrafanaDashboardSettings {
   readonly labelValue: string;
 }
 
+export const defaultExporterImage = 'quay.io/prometheuscommunity/postgres-exporter:v0.18.1';
+export const defaultBackupSchedule = '17 * * * *';
+
+export interface ResolvedBackup {
+  readonly schedule: string;
+  readonly timeZone: string;
+  readonly intervalSeconds: number;
+  readonly keep: number;
+  readonly storageSize: string;
+  readonly storageClassName: string | undefined;
+  readonly resources: ContainerResources;
+}
+
+export interface ResolvedInClusterDatabase {
+  readonly mode: 'in-cluster';
+  readonly image: string;
+  readonly storageSize: string;
+  readonly storageClassName: string | undefined;
+  readonly resources: ContainerResources;
+  readonly maxConnections: number;
+  readonly reservedConnections: number;
+  readonly memory: PostgresMemorySettings;
+  readonly exporterImage: string;
+  readonly backup: ResolvedBackup | undefined;
+}
+
+export type ResolvedExposure =
+  | {
+      readonly kind: 'gateway';
+      readonly host: string;
+      readonly gateway: {
+        readonly name: string;
+        readonly namespace: string;
+        readonly sectionName: string | undefined;
+      };
+      readonly edge: Required<EdgePods>;
+    }
+  | {
+      readonly kind: 'ingress';
+      readonly host: string;
+      readonly className: string | undefined;
+      readonly annotations: Readonly<Record<string, string>>;
+      readonly tlsSecretName: string | undefined;
+      readonly edge: Required<EdgePods>;
+    };
+
+export type ResolvedSecretSource =
+  | { readonly source: 'manual' }
+  | (Extract<SecretSource, { source: 'external-secrets' }> & { readonly refreshInterval: string })
+  | Extract<SecretSource, { source: 'sealed-secrets' }>;
+
 /** An environment with every default filled in and every rule checked. */
 export interface Environment {
   readonly name: string;
   readonly namespace: string;
-  readonly image: ImageSettings & { readonly reference: string };
+  readonly image: {
+    readonly repository: string;
+    readonly tag: string;
+    readonly pullSecrets: readonly string[];
+    readonly reference: string;
+  };
   readonly backend: {
     readonly replicas: number;
     readonly autoscaling:
@@ -148,19 +297,9 @@ export interface Environment {
     readonly shutdownDelayMs: number;
     readonly shutdownTimeoutMs: number;
   };
-  readonly database:
-    | (Required<Omit<InClusterDatabase, 'storageClassName'>> & {
-        readonly storageClassName: string | undefined;
-      })
-    | Required<ExternalDatabase>;
-  readonly ingressControllerNamespace: string;
-  readonly ingress:
-    | {
-        readonly host: string;
-        readonly className: string;
-        readonly tlsSecretName: string | undefined;
-      }
-    | undefined;
+  readonly database: ResolvedInClusterDatabase | Required<ExternalDatabase>;
+  readonly expose: ResolvedExposure | undefined;
+  readonly secret: ResolvedSecretSource;
   readonly monitoring: {
     readonly namespace: string;
     readonly prometheusOperator:
@@ -171,7 +310,6 @@ export interface Environment {
       | undefined;
   };
 }
-
 export class EnvironmentError extends Error {
   constructor(
     readonly environment: string,
@@ -180,148 +318,4 @@ export class EnvironmentError extends Error {
     super(`environment "${environment}" is invalid:\n  - ${problems.join('\n  - ')}`);
     this.name = 'EnvironmentError';
   }
-}
-
-export interface SynthOverrides {
-  /** From `IMAGE_TAG` at synth time; an empty string is an error, not "use the default". */
-  readonly imageTag?: string | undefined;
-}
-
-export function resolveEnvironment(
-  settings: EnvironmentSettings,
-  overrides: SynthOverrides = {},
-): Environment {
-  const tag = overrides.imageTag ?? settings.image.tag;
-  const b = settings.backend;
-  const db = settings.database;
-  const env: Environment = {
-    name: settings.name,
-    namespace: settings.namespace,
-    image: { ...settings.image, tag, reference: `${settings.image.repository}:${tag}` },
-    backend: {
-      replicas: b.replicas ?? 1,
-      autoscaling: b.autoscaling && {
-        minReplicas: b.autoscaling.minReplicas,
-        maxReplicas: b.autoscaling.maxReplicas,
-        targetCpuUtilizationPercent: b.autoscaling.targetCpuUtilizationPercent ?? 70,
-      },
-      maxSurge: b.maxSurge ?? 1,
-      resources: b.resources,
-      poolMax: b.poolMax ?? 10,
-      logLevel: b.logLevel ?? 'info',
-      trustProxy: b.trustProxy ?? '1',
-      shutdownDelayMs: b.shutdownDelayMs ?? 5000,
-      shutdownTimeoutMs: b.shutdownTimeoutMs ?? 10_000,
-    },
-    database:
-      db.mode === 'in-cluster'
-        ? {
-            mode: 'in-cluster',
-            image: db.image ?? 'postgres:16-bookworm',
-            storageSize: db.storageSize,
-            storageClassName: db.storageClassName,
-            resources: db.resources,
-            maxConnections: db.maxConnections ?? 100,
-            reservedConnections: db.reservedConnections ?? 10,
-          }
-        : {
-            mode: 'external',
-            cidr: db.cidr,
-            port: db.port ?? 5432,
-            maxConnections: db.maxConnections,
-            reservedConnections: db.reservedConnections ?? 10,
-          },
-    ingressControllerNamespace: settings.ingressControllerNamespace ?? 'ingress-nginx',
-    ingress: settings.ingress && {
-      host: settings.ingress.host,
-      className: settings.ingress.className ?? 'nginx',
-      tlsSecretName: settings.ingress.tlsSecretName,
-    },
-    monitoring: {
-      namespace: settings.monitoring?.namespace ?? 'monitoring',
-      prometheusOperator: resolvePrometheusOperator(settings),
-    },
-  };
-  const problems = environmentProblems(env);
-  if (problems.length > 0) throw new EnvironmentError(env.name, problems);
-  return env;
-}
-
-function resolvePrometheusOperator(
-  settings: EnvironmentSettings,
-): Environment['monitoring']['prometheusOperator'] {
-  const operator = settings.monitoring?.prometheusOperator;
-  if (!operator) return undefined;
-  const dashboard = operator.grafanaDashboard ?? {};
-  return {
-    releaseLabel: operator.releaseLabel,
-    grafanaDashboard:
-      dashboard === false
-        ? undefined
-        : {
-            namespace: dashboard.namespace ?? settings.namespace,
-            labelName: dashboard.labelName ?? 'grafana_dashboard',
-            labelValue: dashboard.labelValue ?? '1',
-          },
-  };
-}
-
-/** Rules a reviewer would otherwise have to remember. The connection budget is checked separately,
- * against the synthesized StatefulSet (see connection-budget.ts). */
-function environmentProblems(env: Environment): string[] {
-  const problems: string[] = [];
-  const { tag } = env.image;
-  if (tag.trim() === '') {
-    problems.push('image tag is empty (set image.tag or IMAGE_TAG to an immutable tag)');
-  } else if (tag.toLowerCase() === 'latest') {
-    problems.push(`image tag "${tag}" is mutable: pin a version so every pod runs the same code`);
-  } else if (!/^\w[\w.-]{0,127}$/.test(tag)) {
-    problems.push(`image tag "${tag}" is not a valid image tag`);
-  }
-  const { autoscaling, resources, shutdownDelayMs } = env.backend;
-  if (
-    autoscaling &&
-    (autoscaling.minReplicas < 1 || autoscaling.maxReplicas < autoscaling.minReplicas)
-  ) {
-    problems.push(
-      `autoscaling bounds ${autoscaling.minReplicas}..${autoscaling.maxReplicas} are not 1 <= min <= max`,
-    );
-  }
-  if (env.backend.replicas < 1) problems.push('backend.replicas must be at least 1');
-  if (env.backend.maxSurge < 1) {
-    // maxUnavailable is 0, so a rollout with no surge could never make progress.
-    problems.push('backend.maxSurge must be at least 1 because maxUnavailable is 0');
-  }
-  for (const [what, r] of [
-    ['backend', resources],
-    ['database', env.database.mode === 'in-cluster' ? env.database.resources : undefined],
-  ] as const) {
-    if (!r) continue;
-    if (r.cpuRequestMillis > r.cpuLimitMillis || r.memoryRequestMiB > r.memoryLimitMiB) {
-      problems.push(`${what} resources: a request is above its limit`);
-    }
-  }
-  if (shutdownDelayMs < readinessPeriodSeconds * 1000) {
-    // Endpoint removal races SIGTERM; serving on for one readiness period covers the race.
-    problems.push(
-      `backend.shutdownDelayMs ${shutdownDelayMs} is shorter than the readiness period (${readinessPeriodSeconds * 1000} ms)`,
-    );
-  }
-  if (env.backend.shutdownTimeoutMs < 0)
-    problems.push('backend.shutdownTimeoutMs must not be negative');
-  if (env.database.mode === 'external' && !isCidr(env.database.cidr)) {
-    problems.push(`database.cidr "${env.database.cidr}" is not an IPv4 CIDR such as 10.0.0.5/32`);
-  }
-  return problems;
-}
-
-function isCidr(value: string): boolean {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
-  if (!match) return false;
-  const [, a, b, c, d, bits] = match.map(Number);
-  return (
-    [a, b, c, d].every((octet) => octet !== undefined && octet <= 255) &&
-    bits !== undefined &&
-    bits <= 32
-  );
 }

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { ApiObject, Chart } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { alertRuleGroups } from '../monitoring/alerts.ts';
+import { alertRuleGroups, kubernetesAlertOptions } from '../monitoring/alerts.ts';
 import type { Environment } from './environment.ts';
-import { backendNames, commonLabels, selectorLabels } from './names.ts';
+import { backendNames, backupNames, commonLabels, postgresNames, selectorLabels } from './names.ts';
 
 export interface MonitoringChartProps {
   readonly env: Environment;
@@ -16,8 +16,9 @@ export const dashboardFile = new URL('../monitoring/grafana/tasks-backend.json',
 
 /**
  * prometheus-operator objects, emitted only where the operator runs (its CRDs must exist before
- * apply): the ServiceMonitor, the alerting rules as a PrometheusRule, and the Grafana dashboard as a
- * ConfigMap for Grafana's sidecar (kube-prometheus-stack ships all three consumers).
+ * apply): ServiceMonitors for the backend and the database's exporter, the alerting rules as a
+ * PrometheusRule, and the Grafana dashboard as a ConfigMap for Grafana's sidecar
+ * (kube-prometheus-stack ships all three consumers, and kube-state-metrics for the backup alert).
  */
 export class MonitoringChart extends Chart {
   readonly serviceMonitor: ApiObject;
@@ -31,37 +32,56 @@ export class MonitoringChart extends Chart {
     // its Helm release name).
     const labels = { ...commonLabels('backend'), release: releaseLabel };
 
-    // Plain ApiObjects: a CRD type would need `cdk8s import` of the operator's CRDs, and these are
-    // the only field sets we use. The tests check their shape.
-    this.serviceMonitor = new ApiObject(this, 'service-monitor', {
-      apiVersion: 'monitoring.coreos.com/v1',
-      kind: 'ServiceMonitor',
-      metadata: { name: backendNames.name, labels },
-      spec: {
-        selector: { matchLabels: selectorLabels('backend') },
-        namespaceSelector: { matchNames: [env.namespace] },
-        endpoints: [
-          {
-            port: 'metrics',
-            path: backendNames.metricsPath,
-            scheme: 'http',
-            interval: '30s',
-            scrapeTimeout: '10s',
-          },
-        ],
-      },
-    });
+    // Plain ApiObjects: a CRD type would need `cdk8s import` of the operator's CRDs. k8s/test
+    // validates them against the published models (@kubernetes-models/prometheus-operator).
+    const serviceMonitor = (id: string, name: string, component: 'backend' | 'postgres') =>
+      new ApiObject(this, id, {
+        apiVersion: 'monitoring.coreos.com/v1',
+        kind: 'ServiceMonitor',
+        metadata: { name, labels: { ...commonLabels(component), release: releaseLabel } },
+        spec: {
+          selector: { matchLabels: selectorLabels(component) },
+          namespaceSelector: { matchNames: [env.namespace] },
+          // Only the Service port named `metrics`: each component has one Service that carries it.
+          endpoints: [
+            {
+              port: 'metrics',
+              path: '/metrics',
+              scheme: 'http',
+              interval: '30s',
+              scrapeTimeout: '10s',
+            },
+          ],
+        },
+      });
+    this.serviceMonitor = serviceMonitor('service-monitor', backendNames.name, 'backend');
+    const database = env.database.mode === 'in-cluster' ? env.database : undefined;
+    if (database) serviceMonitor('postgres-service-monitor', postgresNames.name, 'postgres');
 
-    // The same rules as monitoring/prometheus/alerts.yml. The operator names the job after the
-    // Service; the namespace keeps one Prometheus watching several environments apart.
+    // The rules of monitoring/alerts.ts, scoped to this namespace: the operator names each job
+    // after its Service (tasks-backend, tasks-postgres-metrics); kube-state-metrics and the kubelet
+    // label the CronJob and volume series with the namespace.
     this.prometheusRule = new ApiObject(this, 'prometheus-rule', {
       apiVersion: 'monitoring.coreos.com/v1',
       kind: 'PrometheusRule',
       metadata: { name: backendNames.name, labels },
       spec: {
-        groups: alertRuleGroups({
-          selector: `job="${backendNames.name}", namespace="${env.namespace}"`,
-        }),
+        groups: alertRuleGroups(
+          kubernetesAlertOptions({
+            namespace: env.namespace,
+            database: database && {
+              metricsService: postgresNames.metricsServiceName,
+              claims: [
+                postgresNames.dataClaimName,
+                ...(database.backup ? [backupNames.claim] : []),
+              ],
+            },
+            backup: database?.backup && {
+              cronJob: backupNames.cronJob,
+              intervalSeconds: database.backup.intervalSeconds,
+            },
+          }),
+        ),
       },
     });
 

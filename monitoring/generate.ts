@@ -1,11 +1,13 @@
 import { writeFileSync } from 'node:fs';
-import { renderRulesFile } from './alerts.ts';
+import { renderRulesFile, rulesFiles } from './alerts.ts';
 
 /**
- * Writes monitoring/prometheus/alerts.yml from monitoring/alerts.ts. Run it after changing a rule:
- * `npx tsx monitoring/generate.ts`. monitoring/test/alerts.test.ts fails while the file is stale.
+ * Writes monitoring/prometheus/alerts.yml and alerts.kubernetes.yml from monitoring/alerts.ts. Run it
+ * after changing a rule: `npx tsx monitoring/generate.ts`. monitoring/test/alerts.test.ts fails while
+ * a file is stale.
  */
-const rulesFileUrl = new URL('./prometheus/alerts.yml', import.meta.url);
-
-writeFileSync(rulesFileUrl, renderRulesFile());
-console.log(`wrote ${rulesFileUrl.pathname}`);
+for (const which of ['compose', 'kubernetes'] as const) {
+  const url = new URL(`./prometheus/${rulesFiles[which].file}`, import.meta.url);
+  writeFileSync(url, renderRulesFile(which));
+  console.log(`wrote ${url.pathname}`);
+}

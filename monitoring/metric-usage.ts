@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { alertRuleGroups } from './alerts.ts';
+import { groupSource, rulesFiles, type MetricSource, type RuleGroup } from './alerts.ts';
 import { metricNamesIn } from './promql.ts';
 
 /**
@@ -64,16 +64,34 @@ export function dashboardQueries(dashboard: Dashboard): Query[] {
   return [...targets, ...variables];
 }
 
-export function alertQueries(): Query[] {
-  return alertRuleGroups().flatMap((group) =>
-    group.rules.map((rule) => ({ expr: rule.expr, where: `alert ${rule.alert}` })),
+/** Every alert of both rules files (compose and Kubernetes), with where its series come from. */
+export function alertQueries(): (Query & { readonly source: MetricSource })[] {
+  const seen = new Set<string>();
+  const groups: RuleGroup[] = [...rulesFiles.compose.groups(), ...rulesFiles.kubernetes.groups()];
+  return groups.flatMap((group) =>
+    group.rules.flatMap((rule) => {
+      const key = `${group.name}/${rule.alert}`;
+      if (seen.has(key)) return [];
+      seen.add(key);
+      return [{ expr: rule.expr, where: `alert ${rule.alert}`, source: groupSource(group.name) }];
+    }),
   );
 }
 
-/** Metric name -> where it is used, over the alert rules and the dashboard. */
-export function metricUsage(dashboard: Dashboard = loadDashboard()): Map<string, string[]> {
+/**
+ * Metric name -> where it is used, over the alert rules and the dashboard, for one source of series
+ * (the dashboard reads the backend's). @default the backend's
+ */
+export function metricUsage(
+  dashboard: Dashboard = loadDashboard(),
+  source: MetricSource = 'backend',
+): Map<string, string[]> {
   const usage = new Map<string, string[]>();
-  for (const { expr, where } of [...alertQueries(), ...dashboardQueries(dashboard)]) {
+  const queries = [
+    ...alertQueries().filter((q) => q.source === source),
+    ...(source === 'backend' ? dashboardQueries(dashboard) : []),
+  ];
+  for (const { expr, where } of queries) {
     for (const name of metricNamesIn(expr)) usage.set(name, [...(usage.get(name) ?? []), where]);
   }
   return usage;

@@ -1,14 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
+import { z } from 'zod';
 import { bearerAuthenticator, authRoutes, type AuthDeps } from './auth/routes.ts';
 import { authService } from './auth/service.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db.ts';
-import { DatabaseUnavailableError } from './errors.ts';
 import { createReadiness, healthRoutes, type HealthDeps } from './health.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
+import { closeWhenDraining, migrationGate, requestLog, securityHeaders } from './http/pipeline.ts';
 import { problemHandler, routeNotFound } from './http/problems.ts';
 import { mountRoutes, type AnyRoute } from './http/routes.ts';
 import type { Lifecycle } from './lifecycle.ts';
@@ -39,6 +37,27 @@ export function apiDocument(version: string): Record<string, unknown> {
   return buildOpenApiDocument(apiRoutes, { version, tags: apiTags });
 }
 
+/**
+ * Query parameters whose values may be logged: the ones the API declares. Anything else a client
+ * puts in a URL (`?access_token=…`, `?password=…`) is logged as `[redacted]`.
+ */
+const loggableQueryParameters = new Set(
+  apiRoutes.flatMap((route) =>
+    route.query instanceof z.ZodObject ? Object.keys(route.query.shape) : [],
+  ),
+);
+
+/** The URL as it may be logged: declared query parameters kept, every other value redacted. */
+export function loggableUrl(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const query = new URLSearchParams(url.slice(at + 1));
+  for (const name of new Set(query.keys())) {
+    if (!loggableQueryParameters.has(name)) query.set(name, '[redacted]');
+  }
+  return `${url.slice(0, at)}?${query.toString()}`;
+}
+
 export interface AppDeps {
   config: Config;
   db: Db;
@@ -48,9 +67,6 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   version: string;
 }
-
-// Accept a caller's request id only when it is short and harmless in logs and headers.
-const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the Express app from its dependencies. It never listens: main.ts and tests do that. */
 export function createApp(deps: AppDeps): Express {
@@ -62,46 +78,10 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.trustProxy);
 
   if (metrics) app.use(metrics.middleware);
-  app.use((_req, res, next) => {
-    // While draining, ask keep-alive clients to reconnect (to another instance).
-    if (lifecycle.shuttingDown) res.setHeader('Connection', 'close');
-    next();
-  });
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && saneRequestId.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      // 503 is the database being away (an outage alerts on its own), 500 is our bug.
-      customLogLevel: (_req, res) =>
-        res.statusCode >= 500 && res.statusCode !== 503
-          ? 'error'
-          : res.statusCode >= 400
-            ? 'warn'
-            : 'info',
-      // Probes and scrapes every few seconds would drown the log; they still get metrics.
-      autoLogging: { ignore: (req) => req.url?.startsWith('/api/health') === true },
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
-  app.use(helmet());
-  app.use('/api/v1', (_req, _res, next) => {
-    // Until the schema is up to date, the API's tables may not exist: a 503 to retry, not a 500.
-    if (!lifecycle.migrated) throw new DatabaseUnavailableError('migrating');
-    next();
-  });
+  app.use(closeWhenDraining(lifecycle));
+  app.use(requestLog(logger, loggableUrl));
+  app.use(securityHeaders);
+  app.use('/api/v1', migrationGate(lifecycle));
 
   const auth = authService(db, config.auth);
   const services: AppServices = {

@@ -49,6 +49,7 @@ const envSchema = z.object({
   DATABASE_POOL_MAX: int(1, 1000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(2000),
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   MIGRATE_ON_START: bool.default(true),
   EMBEDDED_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
   EMBEDDED_PG_PORT: port.default(54329),
@@ -58,6 +59,7 @@ const envSchema = z.object({
 
   AUTH_TOKEN_TTL_SECONDS: int(60, 365 * 24 * 3600).default(30 * 24 * 3600),
   AUTH_RATE_LIMIT_PER_MINUTE: int(1, 100_000).default(10),
+  AUTH_RATE_LIMIT_IPV6_PREFIX: int(16, 128).default(64),
   AUTH_SESSION_MAX_LIFETIME_SECONDS: int(60, 10 * 365 * 24 * 3600).default(365 * 24 * 3600),
 
   SYNC_TOMBSTONE_RETENTION_SECONDS: int(60, 10 * 365 * 24 * 3600).default(30 * 24 * 3600),
@@ -89,6 +91,7 @@ export interface Config {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
     readonly statementTimeoutMs: number;
+    readonly preparedStatements: boolean;
     readonly migrateOnStart: boolean;
     readonly embeddedDataDir: string;
     readonly embeddedPort: number;
@@ -100,6 +103,7 @@ export interface Config {
     /** No extension takes a session past this age. */
     readonly sessionMaxLifetimeSeconds: number;
     readonly rateLimitPerMinute: number;
+    readonly ipv6PrefixBits: number;
   };
   readonly sync: {
     /** How long a deleted task's tombstone is kept for syncing clients. */
@@ -164,6 +168,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       poolMax: env.DATABASE_POOL_MAX,
       connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+      preparedStatements: env.DATABASE_PREPARED_STATEMENTS,
       migrateOnStart: env.MIGRATE_ON_START,
       embeddedDataDir: env.EMBEDDED_PG_DATA_DIR,
       embeddedPort: env.EMBEDDED_PG_PORT,
@@ -177,6 +182,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       tokenTtlSeconds: env.AUTH_TOKEN_TTL_SECONDS,
       sessionMaxLifetimeSeconds: env.AUTH_SESSION_MAX_LIFETIME_SECONDS,
       rateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+      ipv6PrefixBits: env.AUTH_RATE_LIMIT_IPV6_PREFIX,
     },
     sync: { tombstoneRetentionSeconds: env.SYNC_TOMBSTONE_RETENTION_SECONDS },
     enableTestRoutes: env.ENABLE_TEST_ROUTES,

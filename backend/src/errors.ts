@@ -1,3 +1,5 @@
+import type { RateLimitState } from './rate-limit/service.ts';
+
 /**
  * Errors say what went wrong in the application's own words: a stable code and a detail for the
  * client. They know nothing of HTTP; `http/problems.ts` is the one place that turns each code into
@@ -46,6 +48,8 @@ export interface ErrorDetails {
   readonly errors?: readonly FieldProblem[];
   /** When a retry may succeed (rate limits, a database that is away). */
   readonly retryAfterSeconds?: number;
+  /** Where the client stands against the limit that refused it (or that it is counted under). */
+  readonly rateLimit?: RateLimitState;
 }
 
 export class AppError extends Error {
@@ -68,8 +72,11 @@ export const unauthorized = (detail: string) => new AppError('unauthorized', det
 export const notFound = (detail: string) => new AppError('not-found', detail);
 export const conflict = (detail: string) => new AppError('conflict', detail);
 export const preconditionFailed = (detail: string) => new AppError('precondition-failed', detail);
-export const payloadTooLarge = () =>
-  new AppError('payload-too-large', 'The request body exceeds the limit of 1 MB.');
+export const payloadTooLarge = (limitBytes: number) =>
+  new AppError(
+    'payload-too-large',
+    `The request body exceeds this operation's limit of ${limitBytes} bytes.`,
+  );
 
 /** Thrown by the db module when PostgreSQL cannot be reached or does not answer in time. */
 export class DatabaseUnavailableError extends AppError {

@@ -3,19 +3,36 @@ import type { Logger } from './logger.ts';
 
 /**
  * Deletes what nobody can use any more: expired sessions, idempotency keys past their 24 hours,
- * and tombstones of deleted tasks past their retention. Queries already ignore the first two;
- * this only keeps the tables from growing forever. Batched, so a large backlog never holds long
- * locks; every replica may run it (the deletes are idempotent).
+ * rate-limit counters whose window is long over, the clients accounts have not seen signing
+ * in for long (known devices after a year, known addresses after 90 days), and tombstones of
+ * deleted tasks past their retention. Queries already ignore all but the last; this only keeps
+ * the tables from growing forever. Batched, so a large backlog never holds long locks; every
+ * replica may run it (the deletes are idempotent).
  */
 
 const batchSize = 1000;
-const purgeSessions = `
-  DELETE FROM sessions WHERE token_hash IN (
-    SELECT token_hash FROM sessions WHERE expires_at < now() LIMIT ${batchSize})`;
-const purgeIdempotencyKeys = `
-  DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-    SELECT user_id, key FROM idempotency_keys
-    WHERE created_at < now() - interval '24 hours' LIMIT ${batchSize})`;
+const purges = {
+  sessions: `
+    DELETE FROM sessions WHERE token_hash IN (
+      SELECT token_hash FROM sessions WHERE expires_at < now() LIMIT ${batchSize})`,
+  idempotencyKeys: `
+    DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+      SELECT user_id, key FROM idempotency_keys
+      WHERE created_at < now() - interval '24 hours' LIMIT ${batchSize})`,
+  // Windows are a minute long; an hour-old one is of no use to anybody.
+  rateLimitCounters: `
+    DELETE FROM rate_limit_counters WHERE key IN (
+      SELECT key FROM rate_limit_counters
+      WHERE window_start < now() - interval '1 hour' LIMIT ${batchSize})`,
+  knownDevices: `
+    DELETE FROM known_devices WHERE token_hash IN (
+      SELECT token_hash FROM known_devices
+      WHERE last_used_at < now() - interval '365 days' LIMIT ${batchSize})`,
+  knownAddresses: `
+    DELETE FROM known_addresses WHERE (user_id, address) IN (
+      SELECT user_id, address FROM known_addresses
+      WHERE last_success_at < now() - interval '90 days' LIMIT ${batchSize})`,
+} as const;
 
 // A syncing client whose token is older than a purged tombstone would never learn of that
 // deletion, so the same statement records, per user, the highest change number purged: the
@@ -39,31 +56,33 @@ export interface HousekeepingOptions {
   readonly tombstoneRetentionSeconds: number;
 }
 
-export interface Purged {
-  readonly sessions: number;
-  readonly idempotencyKeys: number;
-  readonly tombstones: number;
-}
+export type Purged = Record<keyof typeof purges | 'tombstones', number>;
 
 export async function purgeExpired(db: Db, options: HousekeepingOptions): Promise<Purged> {
-  const purge = async (batch: () => Promise<number>): Promise<number> => {
-    let total = 0;
-    for (;;) {
-      const count = await batch();
-      total += count;
-      if (count < batchSize) return total;
-    }
-  };
-  const deleted = (sql: string) => async () => (await db.query(sql)).rowCount ?? 0;
-  return {
-    sessions: await purge(deleted(purgeSessions)),
-    idempotencyKeys: await purge(deleted(purgeIdempotencyKeys)),
-    tombstones: await purge(
+  const batches: [keyof Purged, () => Promise<number>][] = [
+    ...(Object.entries(purges) as [keyof typeof purges, string][]).map(
+      ([name, sql]): [keyof Purged, () => Promise<number>] => [
+        name,
+        async () => (await db.query(sql)).rowCount ?? 0,
+      ],
+    ),
+    [
+      'tombstones',
       async () =>
         (await db.query<{ n: number }>(purgeTombstones, [options.tombstoneRetentionSeconds]))
           .rows[0]!.n,
-    ),
-  };
+    ],
+  ];
+  const purged = {} as Purged;
+  for (const [name, batch] of batches) {
+    purged[name] = 0;
+    for (;;) {
+      const count = await batch();
+      purged[name] += count;
+      if (count < batchSize) break;
+    }
+  }
+  return purged;
 }
 
 /** Runs purgeExpired every `intervalMs` (not keeping the process alive); returns a stop function. */
@@ -76,8 +95,7 @@ export function scheduleHousekeeping(
   const timer = setInterval(() => {
     purgeExpired(db, options).then(
       (purged) => {
-        if (purged.sessions + purged.idempotencyKeys + purged.tombstones > 0)
-          logger.info(purged, 'expired rows purged');
+        if (Object.values(purged).some((n) => n > 0)) logger.info(purged, 'expired rows purged');
       },
       (err: unknown) => logger.warn({ err }, 'housekeeping failed; will retry'),
     );

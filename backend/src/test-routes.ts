@@ -52,4 +52,21 @@ export const testRoutes = [
       throw new Error('deliberate test failure');
     },
   }),
+  route({
+    method: 'post',
+    path: '/api/_test/crash',
+    operationId: 'testCrash',
+    summary: 'Answers, then throws outside any request: the process dies as from a bug',
+    tags: ['test'],
+    database: false,
+    responses: { 202: { description: 'The crash is scheduled' } },
+    handler: ({ log }) => {
+      log.info('crashing on purpose');
+      // After the answer has gone out (and been logged), outside any request.
+      setTimeout(() => {
+        throw new Error('deliberate crash');
+      }, 100);
+      return { status: 202 };
+    },
+  }),
 ];

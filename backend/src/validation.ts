@@ -2,8 +2,19 @@ import { z } from 'zod';
 import { invalid, type FieldProblem } from './errors.ts';
 
 /**
- * Parses `value` with `schema`, or throws a validation error that lists every field problem.
- * `name` prefixes the reported names (a header's name: its value has no fields of its own).
+ * At most this many problems are listed, each name at most this long: an answer must stay small
+ * whatever the request (a body of 100,000 unknown keys once got an 8.8 MB answer).
+ */
+const maxProblems = 20;
+const maxNameLength = 100;
+
+const shortName = (name: string): string =>
+  name.length > maxNameLength ? `${name.slice(0, maxNameLength)}…` : name;
+
+/**
+ * Parses `value` with `schema`, or throws a validation error that lists the field problems (the
+ * first 20, and how many more there are). `name` prefixes the reported names (a header's name:
+ * its value has no fields of its own).
  */
 export function parse<S extends z.ZodType>(
   schema: S,
@@ -13,22 +24,31 @@ export function parse<S extends z.ZodType>(
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const errors = result.error.issues.flatMap((issue): FieldProblem[] => {
+  let total = 0;
+  const errors: FieldProblem[] = [];
+  const add = (path: string[], reason: string) => {
+    total += 1;
+    if (errors.length < maxProblems) {
+      errors.push({ name: shortName(path.join('.')) || '(root)', in: where, reason });
+    }
+  };
+  for (const issue of result.error.issues) {
     const path = [...(name === undefined ? [] : [name]), ...issue.path.map(String)];
     // Each unknown key is reported under its own name, not under its parent object.
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({
-        name: [...path, key].join('.'),
-        in: where,
-        reason: 'is not a known field',
-      }));
+      for (const key of issue.keys.slice(0, maxProblems))
+        add([...path, key], 'is not a known field');
+      total += Math.max(0, issue.keys.length - maxProblems);
+    } else {
+      add(path, issue.message);
     }
-    return [{ name: path.join('.') || '(root)', in: where, reason: issue.message }];
-  });
+  }
   const noun = where === 'body' ? 'request body' : `${where} parameters`;
+  const more = total > errors.length ? `; and ${total - errors.length} more` : '';
   throw invalid(
-    `The ${noun} has ${errors.length} problem${errors.length === 1 ? '' : 's'}: ` +
-      errors.map((e) => `${e.name} ${e.reason}`).join('; '),
+    `The ${noun} has ${total} problem${total === 1 ? '' : 's'}: ` +
+      errors.map((e) => `${e.name} ${e.reason}`).join('; ') +
+      more,
     errors,
   );
 }

@@ -17,6 +17,8 @@ async function rowsOf(userId: string): Promise<Record<string, number>> {
     ['task_tombstones', 'user_id'],
     ['task_change_counters', 'user_id'],
     ['sessions', 'user_id'],
+    ['known_devices', 'user_id'],
+    ['known_addresses', 'user_id'],
     ['idempotency_keys', 'user_id'],
   ] as const) {
     const { rows } = await app().db.query<{ n: number }>(
@@ -49,6 +51,8 @@ describe('deleting the account', () => {
       task_tombstones: 1,
       task_change_counters: 1,
       sessions: 2,
+      known_devices: 2,
+      known_addresses: 1,
       idempotency_keys: 3,
     });
 
@@ -64,6 +68,8 @@ describe('deleting the account', () => {
       task_tombstones: 0,
       task_change_counters: 0,
       sessions: 0,
+      known_devices: 0,
+      known_addresses: 0,
       idempotency_keys: 0,
     });
     expect((await client.get('/api/v1/me', { token: user.token })).status).toBe(401);
@@ -147,6 +153,8 @@ describe('deleting the account', () => {
       task_tombstones: 0,
       task_change_counters: 0,
       sessions: 0,
+      known_devices: 0,
+      known_addresses: 0,
       idempotency_keys: 0,
     });
   });
@@ -193,7 +201,7 @@ describe('deleting the account', () => {
     release();
     expect(await writer).toBe('committed');
     expect((await deletion).status).toBe(204);
-    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it("when the housekeeping is purging the user's tombstones, then the deletion waits for it instead of deadlocking", async () => {
@@ -239,7 +247,7 @@ describe('deleting the account', () => {
     release();
     expect(await purge).toBe('committed');
     expect((await deletion).status).toBe(204);
-    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it.each([
@@ -530,13 +538,16 @@ describe('sliding sessions', () => {
 });
 
 describe('throttling', () => {
-  it('when wrong current passwords are tried too often, then password change and deletion get 429 like logins', async () => {
+  it('when wrong current passwords are tried too often, then password change and deletion get 429 like sign-ins, from every session of the account', async () => {
     const limited = await startTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' });
     const limitedClient = api(limited.baseUrl);
     try {
       const user = await limitedClient.register();
+      const second = await limitedClient.post('/api/v1/auth/login', {
+        body: { email: user.email, password: user.password },
+      });
       const statuses: number[] = [];
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 4; i++) {
         const attempt =
           i % 2 === 0
             ? limitedClient.post('/api/v1/me/password', {
@@ -547,18 +558,48 @@ describe('throttling', () => {
                 token: user.token,
                 body: { currentPassword: `guess ${i}` },
               });
-        statuses.push((await attempt).status);
+        const res = await attempt;
+        statuses.push(res.status);
+        if (res.status === 403)
+          expect(res.headers.get('ratelimit')).toMatch(/^"auth";r=\d+;t=\d+$/);
       }
-      // The register above counted for this address and email too: 3 attempts allowed in all.
-      expect(statuses).toEqual([403, 403, 429]);
-      const blocked = await limitedClient.delete('/api/v1/me', {
-        token: user.token,
-        body: { currentPassword: user.password },
-      });
-      expect(blocked.status).toBe(429);
-      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(statuses).toEqual([403, 403, 403, 429]);
+      // The right password does not help now, nor does another session of the same account.
+      for (const token of [user.token, second.body.token as string]) {
+        const blocked = await limitedClient.delete('/api/v1/me', {
+          token,
+          body: { currentPassword: user.password },
+        });
+        expect(blocked.status).toBe(429);
+        expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      }
       const { rows } = await limited.db.query('SELECT 1 FROM users WHERE id = $1', [user.id]);
       expect(rows).toHaveLength(1);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("when strangers fail to sign in to the account, then its owner's password checks are not blocked", async () => {
+    const limited = await startTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' });
+    const limitedClient = api(limited.baseUrl);
+    try {
+      const user = await limitedClient.register();
+      const signIns: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await limitedClient.post('/api/v1/auth/login', {
+          body: { email: user.email, password: `stranger ${i}` },
+          headers: { 'x-forwarded-for': `198.51.100.${i + 1}` },
+        });
+        signIns.push(res.status);
+      }
+      expect(signIns.at(-1)).toBe(429);
+      const change = await limitedClient.post('/api/v1/me/password', {
+        token: user.token,
+        body: { currentPassword: user.password, newPassword: 'a brand new password' },
+      });
+      expect(change.status).toBe(204);
+      expect(change.headers.get('ratelimit-policy')).toBe('"auth";q=3;w=60');
     } finally {
       await limited.close();
     }

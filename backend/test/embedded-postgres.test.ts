@@ -3,8 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ensureOsUser,
@@ -12,6 +10,7 @@ import {
   type EmbeddedDatabase,
 } from '../src/embedded-postgres.ts';
 import { createLogger } from '../src/logger.ts';
+import { capturingLogger } from './support/log-capture.ts';
 import { freePort } from './support/ports.ts';
 
 const logger = createLogger('silent');
@@ -22,18 +21,6 @@ afterAll(async () => {
   await first?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** A logger whose lines the test can read. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 describe('embedded PostgreSQL', () => {
   it('when a second server is started on a data directory in use, then the error says why (a second npm start)', async () => {
@@ -68,7 +55,7 @@ describe('embedded PostgreSQL', () => {
       expect(execFileSync('getent', ['passwd', name], { encoding: 'utf8' })).toMatch(
         /:\/usr\/sbin\/nologin\n$/,
       );
-      expect(lines).toEqual([
+      expect(lines()).toEqual([
         expect.objectContaining({
           user: name,
           msg: expect.stringMatching(/created the system user/) as unknown,
@@ -76,7 +63,7 @@ describe('embedded PostgreSQL', () => {
       ]);
       // A second start finds the user and says nothing.
       expect(ensureOsUser(name, capturing)).toEqual(created);
-      expect(lines).toHaveLength(1);
+      expect(lines()).toHaveLength(1);
     } finally {
       spawnSync('userdel', [name]);
       spawnSync('groupdel', [name]);

@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { apiRoutes } from '../src/app.ts';
 import { configKeys } from '../src/config.ts';
+import { defaultBodyLimit } from '../src/http/routes.ts';
 
 /**
  * `.env.example`, config.ts and docker-compose.yml (with its optional overlays such as
@@ -18,15 +20,22 @@ const composeTexts = new Map(
   composeFiles.map((file) => [file, readFileSync(new URL(file, root), 'utf8')] as const),
 );
 
-/** Keys only docker-compose.yml reads (for the db service, ports and image), never the backend. */
+/** Keys only docker-compose.yml reads (db, caddy, backup, ports, images), never the backend. */
 const COMPOSE_ONLY: Record<string, string> = {
-  POSTGRES_USER: 'db role, and part of DATABASE_URL',
-  POSTGRES_PASSWORD: 'db password, and part of DATABASE_URL',
-  POSTGRES_DB: 'db name, and part of DATABASE_URL',
-  API_BIND_ADDRESS: 'host address the API port is published on',
-  API_HOST_PORT: 'host port of the API',
-  METRICS_HOST_PORT: 'host port of the metrics (on 127.0.0.1)',
-  BACKEND_IMAGE: 'name of the image compose builds and runs',
+  POSTGRES_USER: 'db role (and backup PGUSER); vps/init-secrets.sh writes it into database_url',
+  POSTGRES_DB: 'db name (and backup PGDATABASE); vps/init-secrets.sh writes it into database_url',
+  SECRETS_DIR: 'where the postgres_password and database_url secret files are',
+  DOMAIN: "caddy: the API's host name",
+  TLS_MODE: 'caddy: acme or internal certificates',
+  ACME_EMAIL: 'caddy: ACME account contact',
+  HTTP_PUBLISH: 'caddy: host port (or address:port) for HTTP',
+  HTTPS_PUBLISH: 'caddy: host port (or address:port) for HTTPS and HTTP/3',
+  METRICS_HOST_PORT: 'host port of backend-a metrics (on 127.0.0.1)',
+  METRICS_HOST_PORT_B: 'host port of backend-b metrics (on 127.0.0.1)',
+  BACKEND_IMAGE: 'the image both replicas run (vps/deploy.sh rewrites it)',
+  BACKUP_DIR: 'backup: host directory of the dumps',
+  BACKUP_KEEP: 'backup: dumps kept',
+  BACKUP_INTERVAL: 'backup: time between dumps',
   PROMETHEUS_RETENTION: 'docker-compose.monitoring.yml: how long Prometheus keeps samples',
   PROMETHEUS_HOST_PORT: 'docker-compose.monitoring.yml: Prometheus UI port on 127.0.0.1',
   GRAFANA_ADMIN_PASSWORD: 'docker-compose.monitoring.yml: Grafana admin password',
@@ -40,7 +49,9 @@ const IMAGE_PROVIDED = ['APP_VERSION'];
 const ONE_OF = [['DATABASE_URL', 'DATABASE_URL_FILE']];
 /** Read by node itself, not by config.ts. */
 const NODE_RUNTIME = ['NODE_OPTIONS'];
-const SECRETS = ['POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD'];
+const SECRETS = ['GRAFANA_ADMIN_PASSWORD'];
+/** The two backend replicas: one definition (a YAML anchor), so one environment. */
+const REPLICAS = ['backend-a', 'backend-b'];
 
 function envFile(text: string) {
   const active = new Map<string, string>();
@@ -54,8 +65,16 @@ function envFile(text: string) {
   return { active, commented, all: new Set([...active.keys(), ...commented.keys()]) };
 }
 
+interface ComposeService {
+  image?: string;
+  environment?: Record<string, unknown> | string[];
+  secrets?: string[];
+  stop_grace_period?: string;
+}
+
 interface ComposeFile {
-  services?: Record<string, { environment?: Record<string, unknown> | string[] }>;
+  services?: Record<string, ComposeService>;
+  secrets?: Record<string, { file?: string }>;
   [key: string]: unknown;
 }
 
@@ -85,11 +104,11 @@ function durationMs(value: string): number {
 }
 
 const env = envFile(envExample);
-const compose = parse(composeTexts.get('docker-compose.yml') ?? '') as ComposeFile;
-// What the backend container gets, whichever overlays are added to the main file.
+const compose = parse(composeTexts.get('docker-compose.yml') ?? '', { merge: true }) as ComposeFile;
+// What a backend replica gets, whichever overlays are added to the main file.
 const backendEnvironment = new Map(
   [...composeTexts.values()].flatMap((text) => [
-    ...serviceEnvironment(parse(text) as ComposeFile, 'backend'),
+    ...serviceEnvironment(parse(text, { merge: true }) as ComposeFile, 'backend-a'),
   ]),
 );
 const interpolated = interpolations([...composeTexts.values()].join('\n'));
@@ -149,6 +168,81 @@ describe('.env.example, config.ts and docker-compose.yml', () => {
     expect(differing).toEqual([]);
   });
 
+  it('the two replicas share one definition: the same environment, image and secrets', () => {
+    const [a, b] = REPLICAS.map((name) => compose.services?.[name]);
+    expect(a).toBeDefined();
+    expect({ ...serviceEnvironment(compose, 'backend-b') }).toEqual({
+      ...serviceEnvironment(compose, 'backend-a'),
+    });
+    expect([...serviceEnvironment(compose, 'backend-b')]).toEqual([
+      ...serviceEnvironment(compose, 'backend-a'),
+    ]);
+    expect(b?.image).toBe(a?.image);
+    expect(b?.secrets).toEqual(a?.secrets);
+  });
+
+  it('no database secret is in .env: db, backends and backup read files mounted as secrets', () => {
+    expect([...env.all].filter((key) => /PASSWORD/.test(key) && !SECRETS.includes(key))).toEqual(
+      [],
+    );
+    const db = serviceEnvironment(compose, 'db');
+    expect(db.get('POSTGRES_PASSWORD_FILE')).toBe('/run/secrets/postgres_password');
+    expect(db.has('POSTGRES_PASSWORD')).toBe(false);
+    expect(backendEnvironment.get('DATABASE_URL_FILE')).toBe('/run/secrets/database_url');
+    const backup = serviceEnvironment(compose, 'backup');
+    expect(backup.get('PGPASSWORD_FILE')).toBe('/run/secrets/postgres_password');
+    expect(backup.has('PGPASSWORD')).toBe(false);
+    expect(compose.services?.['db']?.secrets).toEqual(['postgres_password']);
+    expect(compose.services?.['backup']?.secrets).toEqual(['postgres_password']);
+    expect(compose.services?.['backend-a']?.secrets).toEqual(['database_url']);
+    expect(Object.keys(compose.secrets ?? {}).sort()).toEqual([
+      'database_url',
+      'postgres_password',
+    ]);
+  });
+
+  it('db and backup run the one pinned PostgreSQL image', () => {
+    const pin = compose['x-postgres-image'];
+    expect(pin).toMatch(/^postgres:\d+\.\d+-/);
+    expect(compose.services?.['db']?.image).toBe(pin);
+    expect(compose.services?.['backup']?.image).toBe(pin);
+  });
+
+  it("the backup script's defaults are .env.example's", () => {
+    const script = readFileSync(new URL('backup/backup.sh', root), 'utf8');
+    for (const key of ['BACKUP_KEEP', 'BACKUP_INTERVAL']) {
+      const fallback = new RegExp(`^${key}=\\$\\{${key}:-([^}]*)\\}$`, 'm').exec(script)?.[1];
+      expect(fallback, key).toBe(env.active.get(key));
+    }
+  });
+
+  it('every setting the Caddyfile reads is in the caddy service environment', () => {
+    const caddyfile = readFileSync(new URL('vps/Caddyfile', root), 'utf8');
+    const read = [...new Set([...caddyfile.matchAll(/\{\$([A-Z_]+)\}/g)].map((m) => m[1]))];
+    const given = [...serviceEnvironment(compose, 'caddy').keys()];
+    expect(read.sort()).toEqual(given.sort());
+  });
+
+  it("the edge refuses exactly the bodies over the backend's largest body limit", () => {
+    const caddyfile = readFileSync(new URL('vps/Caddyfile', root), 'utf8');
+    const largest = Math.max(
+      ...apiRoutes.map((route) => (route.body ? (route.bodyLimit ?? defaultBodyLimit) : 0)),
+    );
+    expect(largest).toBe(defaultBodyLimit);
+    expect(/max_size (\d+)KiB/.exec(caddyfile)?.[1]).toBe(String(largest / 1024));
+    const tooLarge = new RegExp(
+      /@too_large header_regexp Content-Length "([^"]+)"/.exec(caddyfile)![1]!,
+    );
+    for (const length of [0, 1, 999, largest - 1, largest])
+      expect(tooLarge.test(String(length))).toBe(false);
+    for (const length of [largest + 1, largest + 9, largest + 464, 99_999, 100_000, 10 ** 12]) {
+      expect(tooLarge.test(String(length)), String(length)).toBe(true);
+    }
+    expect(caddyfile).toContain(
+      `"detail":"The request body exceeds the largest limit of any operation, ${largest} bytes."`,
+    );
+  });
+
   it('secrets are blank and test routes cannot be switched on from .env', () => {
     expect(SECRETS.map((key) => [key, env.active.get(key)])).toEqual(SECRETS.map((k) => [k, '']));
     expect(env.active.has('ENABLE_TEST_ROUTES')).toBe(false);
@@ -157,9 +251,9 @@ describe('.env.example, config.ts and docker-compose.yml', () => {
   });
 
   it('the stop grace period outlasts the shutdown delay plus the shutdown timeout', () => {
-    const backend = compose.services?.['backend'] as { stop_grace_period?: string };
+    const backend = compose.services?.['backend-a'];
     const delay = Number(env.active.get('SHUTDOWN_DELAY_MS'));
     const timeout = Number(env.active.get('SHUTDOWN_TIMEOUT_MS'));
-    expect(durationMs(backend.stop_grace_period ?? '10s')).toBeGreaterThan(delay + timeout);
+    expect(durationMs(backend?.stop_grace_period ?? '10s')).toBeGreaterThan(delay + timeout);
   });
 });

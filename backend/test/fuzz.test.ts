@@ -76,7 +76,23 @@ const value = fc.oneof(
   fc.uuid(),
   fc.uuid().map((id) => id.toUpperCase()),
 );
-const body = fc.oneof(fc.dictionary(field, value, { maxKeys: 6 }), fc.jsonValue({ maxDepth: 4 }));
+/** Shapes that once made the error answer grow with the request (the probe's amplification). */
+const amplifying = fc.oneof(
+  fc
+    .integer({ min: 50, max: 5000 })
+    .map((n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]))),
+  fc.integer({ min: 50, max: 20_000 }).map((n) => ({ title: Array<string>(n).fill('x') })),
+  fc
+    .integer({ min: 1000, max: 60_000 })
+    .map((n) => ({ ['k'.repeat(n)]: 1, [`j${'k'.repeat(n)}`]: 2 })),
+);
+const body = fc.oneof(
+  fc.dictionary(field, value, { maxKeys: 6 }),
+  fc.jsonValue({ maxDepth: 4 }),
+  amplifying,
+);
+/** No refusal may be large, whatever the request: the size of an answer is the server's work. */
+const maxProblemBytes = 8192;
 const rawBody = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 200 }),
   fc.constantFrom(
@@ -220,13 +236,37 @@ describe('fuzzing the API', () => {
           ) {
             token = (await client.post('/api/v1/auth/login', { body: credentials })).body.token;
           }
-          if (res.status >= 400)
+          if (res.status >= 400) {
             expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+            expect(res.text.length).toBeLessThan(maxProblemBytes);
+          }
         },
       ),
       { numRuns: 600 },
     );
     expect((await client.get('/api/health/ready')).status).toBe(200);
+  });
+
+  it('when a body is built to make the refusal large, then every refusal stays small', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          ['POST', '/api/v1/auth/register'],
+          ['POST', '/api/v1/auth/login'],
+          ['POST', '/api/v1/tasks'],
+          ['PATCH', '/api/v1/tasks/TASK'],
+        ),
+        amplifying,
+        async ([method, p], b) => {
+          casesRun++;
+          const res = await client.request(method, p.replace('TASK', taskId), { token, body: b });
+          expect(res.status).toBeGreaterThanOrEqual(400);
+          expect(res.status).toBeLessThan(500);
+          expect(res.text.length).toBeLessThan(maxProblemBytes);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('when task bodies are arbitrary, then a 201 always stores exactly what it returns', async () => {

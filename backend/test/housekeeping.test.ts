@@ -10,7 +10,7 @@ const count = async (sql: string, params: unknown[]) =>
   (await app().db.query<{ n: number }>(sql, params)).rows[0]!.n;
 
 describe('housekeeping', () => {
-  it('when sessions have expired and idempotency keys are past 24 h, then they are deleted and live ones kept', async () => {
+  it('when sessions, idempotency keys, rate-limit windows and known clients are past their time, then they are deleted and live ones kept', async () => {
     const stale = await client.register();
     const live = await client.register();
     for (const user of [stale, live]) {
@@ -29,15 +29,39 @@ describe('housekeeping', () => {
       [stale.id],
     );
 
+    await app().db.query(
+      `UPDATE rate_limit_counters SET window_start = now() - interval '61 minutes'
+       WHERE key = (SELECT 'account:' || email FROM users WHERE id = $1)`,
+      [stale.id],
+    );
+    await app().db.query(
+      `UPDATE known_devices SET last_used_at = now() - interval '366 days' WHERE user_id = $1`,
+      [stale.id],
+    );
+    await app().db.query(
+      `UPDATE known_addresses SET last_success_at = now() - interval '91 days' WHERE user_id = $1`,
+      [stale.id],
+    );
+
     const purged = await purgeExpired(app().db, retention);
 
-    expect(purged).toEqual({ sessions: 1, idempotencyKeys: 1, tombstones: 0 });
+    expect(purged).toEqual({
+      sessions: 1,
+      idempotencyKeys: 1,
+      rateLimitCounters: 1,
+      knownDevices: 1,
+      knownAddresses: 1,
+      tombstones: 0,
+    });
     const ids = [stale.id, live.id];
     expect(
       await count('SELECT count(*)::int AS n FROM sessions WHERE user_id = ANY($1)', [ids]),
     ).toBe(1);
     expect(
       await count('SELECT count(*)::int AS n FROM idempotency_keys WHERE user_id = ANY($1)', [ids]),
+    ).toBe(1);
+    expect(
+      await count('SELECT count(*)::int AS n FROM known_devices WHERE user_id = ANY($1)', [ids]),
     ).toBe(1);
     expect((await client.get('/api/v1/me', { token: live.token })).status).toBe(200);
   });

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from './support/test-app.ts';
+import { capturingLogger } from './support/log-capture.ts';
+import { startTestApp, useTestApp } from './support/test-app.ts';
+import { waitFor } from './support/wait.ts';
 
 const { client, app } = useTestApp();
 
@@ -108,11 +110,18 @@ describe('HTTP basics', () => {
     expect(none.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('sends helmet security headers and no X-Powered-By', async () => {
-    const res = await client.get('/api/health/live');
-    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.headers.get('strict-transport-security')).toBeTruthy();
-    expect(res.headers.get('x-powered-by')).toBeNull();
+  it("sends the security headers OWASP's REST cheat sheet asks of an API, and no X-Powered-By", async () => {
+    for (const res of [await client.get('/api/health/live'), await client.get('/api/v1/me')]) {
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('strict-transport-security')).toBe(
+        'max-age=31536000; includeSubDomains',
+      );
+      expect(res.headers.get('content-security-policy')).toBe(
+        "default-src 'none'; frame-ancestors 'none'",
+      );
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('x-powered-by')).toBeNull();
+    }
   });
 
   it('serves no metrics on the public port', async () => {
@@ -128,5 +137,100 @@ describe('HTTP basics', () => {
 
   it('when test routes are off (the default), then they do not exist', async () => {
     expect((await client.get('/api/_test/slow?ms=1')).status).toBe(404);
+  });
+});
+
+describe('bounded answers to hostile bodies', () => {
+  it('when a sign-in body of 100,000 unknown keys (about 1 MB) arrives, then 413 at once, and the answer is small', async () => {
+    const keys = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 0]));
+    const raw = JSON.stringify({
+      email: 'a@example.com',
+      password: 'long enough password',
+      ...keys,
+    });
+    expect(raw.length).toBeGreaterThan(900_000);
+    const started = performance.now();
+    const res = await client.post('/api/v1/auth/login', {
+      raw,
+      headers: { 'content-type': 'application/json' },
+    });
+    const ms = performance.now() - started;
+    expect(res.status).toBe(413);
+    expect(res.text.length).toBeLessThan(1024);
+    console.log(
+      `[hostile body] 100,000 keys, ${raw.length} bytes: ${res.status}, ${res.text.length} bytes, ${ms.toFixed(1)} ms`,
+    );
+  });
+
+  it('when a body within the limit is nothing but unknown keys, then at most 20 are listed and the rest counted', async () => {
+    const keys = Object.fromEntries(Array.from({ length: 350 }, (_, i) => [`k${i}`, 0]));
+    const res = await client.post('/api/v1/auth/login', {
+      body: { email: 'a@example.com', password: 'long enough password', ...keys },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toHaveLength(20);
+    expect(res.body.detail).toMatch(/has 350 problems: .*; and 330 more$/);
+    expect(res.text.length).toBeLessThan(4096);
+  });
+
+  it('when unknown keys are very long, then their names are cut in the answer', async () => {
+    const { token } = await client.register();
+    const res = await client.post('/api/v1/tasks', {
+      token,
+      body: { title: 't', ['x'.repeat(50_000)]: 1 },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errors[0].name).toBe(`${'x'.repeat(100)}…`);
+    expect(res.text.length).toBeLessThan(1024);
+  });
+
+  it('when an operation takes no body, then one is refused', async () => {
+    const { token } = await client.register();
+    const res = await client.post('/api/v1/auth/logout', { token, body: { everywhere: true } });
+    expectProblem(res, 400);
+    expect(res.body.errors).toEqual([{ name: '(body)', in: 'body', reason: 'must be empty' }]);
+    expect((await client.get('/api/v1/me', { token })).status).toBe(200); // still signed in
+  });
+
+  it('when an operation takes no query parameters, then they are refused', async () => {
+    const { token } = await client.register();
+    const res = await client.get('/api/v1/me?access_token=abc', { token });
+    expectProblem(res, 400);
+    expect(res.body.errors).toEqual([
+      { name: 'access_token', in: 'query', reason: 'is not a known parameter' },
+    ]);
+  });
+});
+
+describe('what reaches the log', () => {
+  it('when a credential is put in a URL, then the logged URL keeps only the parameters the API declares', async () => {
+    const capture = capturingLogger();
+    const logged = await startTestApp({ LOG_LEVEL: 'info' }, { logger: capture.logger });
+    try {
+      const secret = 'k2a1Qx9_secret-token-value-that-must-not-leak';
+      await fetch(`${logged.baseUrl}/api/v1/me?access_token=${secret}`);
+      await fetch(`${logged.baseUrl}/api/v1/tasks?limit=5&password=${secret}&cursor=abc`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      await fetch(`${logged.baseUrl}/api/nowhere?token=${secret}`);
+      await waitFor(
+        'three request lines',
+        () => capture.lines().filter((l) => l['req']).length === 3,
+        {
+          timeoutMs: 2000,
+        },
+      );
+      expect(capture.text()).not.toContain(secret);
+      const urls = capture
+        .lines()
+        .flatMap((line) => (line['req'] ? [(line['req'] as { url: string }).url] : []));
+      expect(urls).toEqual([
+        '/api/v1/me?access_token=%5Bredacted%5D',
+        '/api/v1/tasks?limit=5&password=%5Bredacted%5D&cursor=abc',
+        '/api/nowhere?token=%5Bredacted%5D',
+      ]);
+    } finally {
+      await logged.close();
+    }
   });
 });

@@ -61,6 +61,23 @@ describe('metrics', () => {
     expect(text).not.toContain('12345');
   });
 
+  it('when a body is refused (413, 415, malformed JSON) on a real route, then it is measured under that route', async () => {
+    const post = (raw: string, contentType: string) =>
+      client.post('/api/v1/auth/register', { raw, headers: { 'content-type': contentType } });
+    expect((await post('x'.repeat(5000), 'application/json')).status).toBe(413);
+    expect((await post('email=a', 'application/x-www-form-urlencoded')).status).toBe(415);
+    expect((await post('{"email":', 'application/json')).status).toBe(400);
+
+    const text = await scrape();
+    for (const status of ['413', '415', '400']) {
+      expect(text).toMatch(
+        new RegExp(
+          `http_request_duration_seconds_count\\{method="POST",route="/api/v1/auth/register",status_code="${status}"\\} 1`,
+        ),
+      );
+    }
+  });
+
   it('exposes requests in flight, pool gauges, query durations and the app version', async () => {
     const text = await scrape();
     for (const name of [

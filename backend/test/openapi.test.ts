@@ -12,9 +12,20 @@ import { useTestApp } from './support/test-app.ts';
 
 const { client, app } = useTestApp();
 
-const fake = (status: number, body: unknown, contentType = 'application/json') => ({
+/** A response as GET /api/v1/tasks/{id} would send it, apart from what a test changes. */
+const fake = (
+  status: number,
+  body: unknown,
+  contentType = 'application/json',
+  cacheControl = contentType.includes('problem') ? 'no-store' : 'private, no-cache',
+) => ({
   status,
-  headers: new Headers({ 'content-type': contentType, etag: '"1"', location: '/x' }),
+  headers: new Headers({
+    'content-type': contentType,
+    'cache-control': cacheControl,
+    etag: '"1"',
+    location: '/x',
+  }),
   body,
   text: JSON.stringify(body),
 });
@@ -45,6 +56,15 @@ describe('OpenAPI contract', () => {
     ).toThrow(/does not match/);
   });
 
+  it('when a response may be stored although the document says otherwise, then the check fails', async () => {
+    const { token } = await client.register();
+    const task = (await client.post('/api/v1/tasks', { token, body: { title: 'cache' } })).body;
+    const res = fake(200, task, 'application/json', 'max-age=3600');
+    expect(() => expectConformance('GET', `/api/v1/tasks/${task.id}`, res)).toThrow(
+      /header Cache-Control/,
+    );
+  });
+
   it('when a status is not documented, then the check fails', () => {
     expect(() => expectConformance('DELETE', '/api/v1/tasks/abc', fake(418, {}))).toThrow(
       /not documented/,
@@ -53,7 +73,8 @@ describe('OpenAPI contract', () => {
 
   it('when a problem is sent as plain JSON, then the check fails', () => {
     const problem = { type: 'urn:x', title: 't', status: 404, detail: 'd' };
-    expect(() => expectConformance('GET', '/api/v1/tasks/abc', fake(404, problem))).toThrow(
+    const res = fake(404, problem, 'application/json', 'no-store');
+    expect(() => expectConformance('GET', '/api/v1/tasks/abc', res)).toThrow(
       /documented: application\/problem\+json/,
     );
   });

@@ -56,3 +56,33 @@ describe('graceful shutdown of the real process', () => {
     await expect(fetch(`${backend.baseUrl}/api/health/live`)).rejects.toThrow();
   });
 });
+
+describe('the log on the way out', () => {
+  it('when an uncaught exception ends the process, then its last lines are written: the request before it and the fatal error', async () => {
+    const crashing = await startBackend('crash', {
+      DATABASE_URL: await createTestDatabase(),
+      ENABLE_TEST_ROUTES: 'true',
+    });
+    try {
+      const res = await fetch(`${crashing.baseUrl}/api/_test/crash`, {
+        method: 'POST',
+        headers: { 'x-request-id': 'the-last-request' },
+      });
+      expect(res.status).toBe(202);
+      expect(await crashing.exited).toBe(1);
+      const logs = crashing.logs();
+      expect(logs.find((l) => l['msg'] === 'crashing on purpose')).toBeDefined();
+      expect(logs.find((l) => l['msg'] === 'request completed')).toMatchObject({
+        req: { id: 'the-last-request' },
+        res: { statusCode: 202 },
+      });
+      expect(logs.at(-1)).toMatchObject({
+        level: 'fatal',
+        msg: 'uncaught exception',
+        err: { message: 'deliberate crash' },
+      });
+    } finally {
+      await crashing.stop(1000);
+    }
+  });
+});

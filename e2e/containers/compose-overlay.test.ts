@@ -24,9 +24,9 @@ afterAll(async () => {
 });
 
 describe('docker-compose.monitoring.yml', () => {
-  it('merges with docker-compose.yml into a valid project that puts Prometheus beside the backend, not the database', async () => {
+  it('merges with docker-compose.yml into a valid project that puts Prometheus beside both replicas, not the database', async () => {
     const envFile = join(workDir, '.env');
-    await writeFile(envFile, 'POSTGRES_PASSWORD=test\nGRAFANA_ADMIN_PASSWORD=test\n');
+    await writeFile(envFile, 'DOMAIN=api.example.test\nGRAFANA_ADMIN_PASSWORD=test\n');
     const [command, ...prefix] = await composeCommand();
     const merged = parse(
       await output(command, [
@@ -42,11 +42,14 @@ describe('docker-compose.monitoring.yml', () => {
         'config',
       ]),
     );
-    expect(Object.keys(merged.services.backend.networks).sort()).toEqual([
-      'database',
-      'edge',
-      'monitoring',
-    ]);
+    for (const replica of ['backend-a', 'backend-b']) {
+      expect(Object.keys(merged.services[replica].networks).sort()).toEqual([
+        'database',
+        'edge',
+        'monitoring',
+      ]);
+    }
+    expect(merged.services).not.toHaveProperty('backend');
     expect(Object.keys(merged.services.prometheus.networks)).not.toContain('database');
     expect(merged.services.prometheus.volumes.length).toBeGreaterThan(0);
   });

@@ -1,12 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { log, run, waitFor, which } from './shell.ts';
+import { waitFor } from '../../backend/test/support/wait.ts';
+import { log, run, which } from './shell.ts';
 
 /** Debian packages that provide what the container test needs, by the executable it looks for. */
-const PACKAGES = { dockerd: 'docker.io', docker: 'docker.io', debootstrap: 'debootstrap' } as const;
+const PACKAGES = {
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  debootstrap: 'debootstrap',
+  shellcheck: 'shellcheck',
+} as const;
 
-/** Installs the docker engine, Compose and debootstrap with apt-get where they are missing. */
+/** Installs the docker engine, Compose, debootstrap and shellcheck with apt-get where missing. */
 export async function ensureTools(): Promise<void> {
   const missing = new Set<string>();
   for (const [executable, pkg] of Object.entries(PACKAGES)) {

@@ -1,5 +1,6 @@
-import { connect, createServer } from 'node:net';
-import { GiveUp, output, run, waitFor, type RunOptions } from './shell.ts';
+import { connect } from 'node:net';
+import { GiveUp, waitFor } from '../../backend/test/support/wait.ts';
+import { output, run, type RunOptions } from './shell.ts';
 
 /** `docker inspect` of one object, parsed. */
 export async function inspect<T>(id: string, format = '{{json .}}'): Promise<T> {
@@ -28,22 +29,6 @@ export async function waitHealthy(container: string, timeoutMs = 180_000): Promi
   );
 }
 
-/** A port nobody listens on right now on 127.0.0.1 (never the fixed 3000/9464). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 /** 'connected', or the error code of a TCP connection attempt (ECONNREFUSED, ETIMEDOUT, ...). */
 export function tcpProbe(host: string, port: number, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve) => {
@@ -61,28 +46,41 @@ export function tcpProbe(host: string, port: number, timeoutMs = 2000): Promise<
 }
 
 /**
- * Compose, v1 or v2, always with the test's own project name and generated .env, and with a clean
- * environment: variables of the CI shell must not leak into the file's interpolation.
+ * Compose, v1 or v2, always with the test's own project name, files and generated .env, and with a
+ * clean environment: variables of the CI shell must not leak into the file's interpolation.
  */
 export class ComposeProject {
   constructor(
-    private readonly command: readonly [string, ...string[]],
+    readonly command: readonly [string, ...string[]],
     readonly name: string,
-    private readonly file: string,
-    private readonly envFile: string,
+    readonly files: readonly string[],
+    readonly envFile: string,
   ) {}
 
-  run(args: string[], options: RunOptions = {}) {
-    const [executable, ...prefix] = this.command;
+  /**
+   * The environment that makes plain `docker compose` (and vps/deploy.sh) act on this project:
+   * Compose reads COMPOSE_PROJECT_NAME and COMPOSE_FILE itself; ENV_FILE is the deploy script's.
+   */
+  environment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: process.env['HOME'] };
     for (const key of ['DOCKER_HOST', 'DOCKER_CONFIG', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY']) {
       if (process.env[key]) env[key] = process.env[key];
     }
-    const global = ['-p', this.name, '-f', this.file, '--env-file', this.envFile];
-    return run(executable, [...prefix, ...global, ...args], {
+    return {
+      ...env,
+      COMPOSE_PROJECT_NAME: this.name,
+      COMPOSE_FILE: this.files.join(':'),
+      ENV_FILE: this.envFile,
+      ...extra,
+    };
+  }
+
+  run(args: string[], options: RunOptions = {}) {
+    const [executable, ...prefix] = this.command;
+    return run(executable, [...prefix, '--env-file', this.envFile, ...args], {
       timeoutMs: 300_000,
       ...options,
-      env,
+      env: this.environment(options.env),
     });
   }
 

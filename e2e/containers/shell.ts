@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RunOptions {
   cwd?: string;
@@ -78,34 +77,4 @@ export async function which(name: string): Promise<string | undefined> {
     }
   }
   return undefined;
-}
-
-/** Thrown from a `waitFor` check when waiting longer cannot help (the container exited). */
-export class GiveUp extends Error {}
-
-/**
- * Polls `check` until it returns a value other than undefined, or fails at the deadline with the
- * last reason. This is how the tests wait for readiness: never a fixed sleep.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  { timeoutMs = 120_000, intervalMs = 250 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-      last = 'not yet';
-    } catch (error) {
-      if (error instanceof GiveUp) throw error;
-      last = error instanceof Error ? error.message : error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${String(last)}`);
-    }
-    await sleep(intervalMs);
-  }
 }

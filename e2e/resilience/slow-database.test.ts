@@ -1,12 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
+import { describe, expect, it } from 'vitest';
 import {
   createTask,
+  poolSettles,
   registerUser,
-  startBackend,
-  waitFor,
-  type Backend,
+  useBackendOnOwnPostgres,
 } from './support/backend.ts';
 import { report, startLoad, tally } from './support/load.ts';
 
@@ -14,22 +12,11 @@ const statementTimeoutMs = 1000;
 const connectTimeoutMs = 2000;
 const poolMax = 4;
 
-let db: Awaited<ReturnType<typeof startOwnPostgres>>;
-let backend: Backend;
-
-beforeAll(async () => {
-  db = await startOwnPostgres();
-  backend = await startBackend('slow-db', {
-    DATABASE_URL: db.url,
-    DATABASE_POOL_MAX: String(poolMax),
-    DATABASE_STATEMENT_TIMEOUT_MS: String(statementTimeoutMs),
-    DATABASE_CONNECT_TIMEOUT_MS: String(connectTimeoutMs),
-    ENABLE_TEST_ROUTES: 'true',
-  });
-});
-afterAll(async () => {
-  await backend?.stop(5000);
-  await db?.dispose();
+const setup = useBackendOnOwnPostgres('slow-db', {
+  DATABASE_POOL_MAX: String(poolMax),
+  DATABASE_STATEMENT_TIMEOUT_MS: String(statementTimeoutMs),
+  DATABASE_CONNECT_TIMEOUT_MS: String(connectTimeoutMs),
+  ENABLE_TEST_ROUTES: 'true',
 });
 
 async function timed(url: string) {
@@ -46,7 +33,7 @@ async function timed(url: string) {
 
 /** Queries of ours still running in PostgreSQL (the test's own connection excluded). */
 async function sleepingQueries(): Promise<number> {
-  const client = new pg.Client({ connectionString: db.url });
+  const client = new pg.Client({ connectionString: setup.db.url });
   await client.connect();
   try {
     const { rows } = await client.query<{ n: string }>(
@@ -61,6 +48,7 @@ async function sleepingQueries(): Promise<number> {
 
 describe('slow database', () => {
   it('when a query runs past statement_timeout, then the request gets a 503 problem at the timeout', async () => {
+    const { backend } = setup;
     const quick = await timed(`${backend.baseUrl}/api/_test/slow-query?ms=200`);
     expect(quick.status).toBe(200);
 
@@ -74,6 +62,7 @@ describe('slow database', () => {
   });
 
   it('when slow queries fill the pool three times over, then every request is answered in bounded time, no query is left running and the pool recovers', async () => {
+    const { backend } = setup;
     const token = await registerUser(backend.baseUrl);
     const taskId = await createTask(backend.baseUrl, token, 'read while the pool is full');
     const auth = { authorization: `Bearer ${token}` };
@@ -95,14 +84,7 @@ describe('slow database', () => {
     });
     const outcomes = [...(await slow.done), ...(await reads.done)];
 
-    const recoveredMs = await waitFor(
-      'pool back to idle',
-      async () => {
-        const pool = await backend.pool();
-        return pool.inUse === 0 && pool.waiting === 0;
-      },
-      10_000,
-    );
+    const recoveredMs = await poolSettles(backend);
     const afterAuth = await fetch(`${backend.baseUrl}/api/v1/tasks/${taskId}`, { headers: auth });
     const leftRunning = await sleepingQueries();
     const bound = statementTimeoutMs + connectTimeoutMs + 1000;

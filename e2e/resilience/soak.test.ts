@@ -1,50 +1,31 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOwnPostgres } from '../../backend/test/support/own-postgres.ts';
+import { describe, expect, it } from 'vitest';
+import type { BackendProcess } from '../../backend/test/support/processes.ts';
+import { median, percentile } from '../../backend/test/support/stats.ts';
 import {
   createTask,
+  poolGauges,
+  poolSettles,
   registerUser,
-  startBackend,
-  waitFor,
-  type Backend,
+  scrapeMetrics,
+  useBackendOnOwnPostgres,
 } from './support/backend.ts';
-import { percentile, report, startLoad, tally, type LoadRequest } from './support/load.ts';
+import { report, startLoad, tally, type LoadRequest } from './support/load.ts';
 
 // 60 s in CI; SOAK_SECONDS=1800 (or more) for a real soak.
 const soakSeconds = Number(process.env['SOAK_SECONDS'] ?? 60);
 const warmupSeconds = 5;
 const concurrency = 8;
 
-let db: Awaited<ReturnType<typeof startOwnPostgres>>;
-let backend: Backend;
+const setup = useBackendOnOwnPostgres('soak');
 
-beforeAll(async () => {
-  db = await startOwnPostgres();
-  backend = await startBackend('soak', { DATABASE_URL: db.url });
-});
-afterAll(async () => {
-  await backend?.stop(5000);
-  await db?.dispose();
-});
-
-async function heapUsedMiB(): Promise<number> {
-  const text = await (await fetch(backend.metricsUrl)).text();
-  const match = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
-  return match ? Number(match[1]) / 2 ** 20 : NaN;
+async function heapUsedMiB(backend: BackendProcess): Promise<number> {
+  const m = await scrapeMetrics(backend, ['nodejs_heap_size_used_bytes']);
+  return m.nodejs_heap_size_used_bytes / 2 ** 20;
 }
-
-/** Waits until nothing is checked out of the pool or waiting for it. */
-const poolSettles = () =>
-  waitFor(
-    'pool settles',
-    async () => {
-      const pool = await backend.pool();
-      return pool.inUse === 0 && pool.waiting === 0;
-    },
-    10_000,
-  );
 
 describe('soak', () => {
   it(`when mixed traffic runs for ${soakSeconds} s, then nothing fails and memory and the pool return to their baseline`, async () => {
+    const { backend } = setup;
     const users = await Promise.all([1, 2, 3].map(() => registerUser(backend.baseUrl)));
     const tasks = await Promise.all(
       users.map((token) => createTask(backend.baseUrl, token, 'soak')),
@@ -106,11 +87,11 @@ describe('soak', () => {
       maxDurationMs: warmupSeconds * 1000,
       next: mix,
     }).done;
-    await poolSettles();
+    await poolSettles(backend);
     const baseline = {
       rssMiB: backend.memory().rssMiB,
-      heapMiB: await heapUsedMiB(),
-      pool: await backend.pool(),
+      heapMiB: await heapUsedMiB(backend),
+      pool: await poolGauges(backend),
     };
 
     const samples: number[] = [];
@@ -127,15 +108,14 @@ describe('soak', () => {
     const outcomes = await load.done;
     clearInterval(sampler);
 
-    const settledMs = await poolSettles();
+    const settledMs = await poolSettles(backend);
     const after = {
       rssMiB: backend.memory().rssMiB,
-      heapMiB: await heapUsedMiB(),
-      pool: await backend.pool(),
+      heapMiB: await heapUsedMiB(backend),
+      pool: await poolGauges(backend),
     };
     const failed = outcomes.filter((o) => o.status !== expected[o.kind]);
     const quarter = Math.max(1, Math.floor(samples.length / 4));
-    const median = (values: number[]) => percentile(values, 0.5);
     // "Back to baseline", generously: memory within 64 MiB or half again of the warm baseline.
     const rssAllowanceMiB = Math.max(64, baseline.rssMiB * 0.5);
 

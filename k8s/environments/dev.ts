@@ -1,6 +1,9 @@
 import type { EnvironmentSettings } from '../environment.ts';
 
-/** A shared development cluster: one small replica, an in-cluster PostgreSQL, annotations only. */
+/**
+ * A shared development cluster: one small replica, an in-cluster PostgreSQL with hourly backups,
+ * no route (kubectl port-forward), annotations only.
+ */
 export const dev: EnvironmentSettings = {
   name: 'dev',
   namespace: 'tasks-dev',

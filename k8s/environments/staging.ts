@@ -1,8 +1,10 @@
 import type { EnvironmentSettings } from '../environment.ts';
 
 /**
- * Staging on a managed PostgreSQL (external-database mode): no StatefulSet, and backend egress is
- * limited to the database's private address. The Secret then holds only DATABASE_URL.
+ * Staging on a managed PostgreSQL (external-database mode): no StatefulSet and no backup CronJob
+ * (the provider backs up), and backend egress is limited to the database's private address. The
+ * Secret then holds only DATABASE_URL. Exposed through an Ingress, the option for clusters whose
+ * controller does not speak the Gateway API, with cert-manager issuing its certificate.
  * Budget: (maxReplicas 4 + maxSurge 1) x (pool 10 + probe 1) + reserve 10 = 65 < max_connections 100.
  */
 export const staging: EnvironmentSettings = {
@@ -19,5 +21,13 @@ export const staging: EnvironmentSettings = {
     },
   },
   database: { mode: 'external', cidr: '10.20.0.15/32', port: 5432, maxConnections: 100 },
+  expose: {
+    kind: 'ingress',
+    host: 'tasks-staging.example.com',
+    className: 'nginx',
+    annotations: { 'cert-manager.io/cluster-issuer': 'letsencrypt' },
+    tlsSecretName: 'tasks-staging-tls',
+    controller: { namespace: 'ingress-nginx' },
+  },
   monitoring: { prometheusOperator: { releaseLabel: 'kube-prometheus-stack' } },
 };

@@ -89,14 +89,16 @@ describe('connection budget: (maxReplicas + maxSurge) x (pool + probe) + reserve
 
 describe('image tag rules', () => {
   it.each(['latest', 'LATEST', '', '  '])('when the tag is %j, then synth refuses it', (tag) => {
-    expect(() => synthesize(production, { imageTag: tag })).toThrow(EnvironmentError);
-    expect(() => synthesize(production, { imageTag: tag })).toThrow(
+    expect(() => synthesize(production, { overrides: { imageTag: tag } })).toThrow(
+      EnvironmentError,
+    );
+    expect(() => synthesize(production, { overrides: { imageTag: tag } })).toThrow(
       /image tag (is empty|"\w+" is mutable)/,
     );
   });
 
   it('when IMAGE_TAG is given, then it replaces the environment tag everywhere', () => {
-    const { objects } = synthesize(production, { imageTag: '1.4.2' });
+    const { objects } = synthesize(production, { overrides: { imageTag: '1.4.2' } });
     const deployment = find<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(
       objects,
       'Deployment',

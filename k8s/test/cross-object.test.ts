@@ -2,21 +2,25 @@ import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IIngress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IService } from 'kubernetes-models/v1/Service';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configKeys, loadConfig } from '../../backend/src/config.ts';
-import { databaseSecret } from '../names.ts';
+import { backupNames, databaseSecret, requiredSecretKeys } from '../names.ts';
+import { pinnedPostgresImage } from '../postgres-image.ts';
 import {
   configMapData,
   find,
   matchesLabels,
   ofKind,
   podTemplates,
-  synthesizedEnvironments,
   type PodTemplate,
 } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 import { NetworkPolicyEvaluator, selectorMatches } from './support/network-policy-evaluator.ts';
 
-describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
+describe.each(everySynthesis)('$label', ({ env, objects }) => {
   const templates = podTemplates(objects);
   const services = ofKind<IService>(objects, 'Service');
   const policies = ofKind<INetworkPolicy>(objects, 'NetworkPolicy');
@@ -107,7 +111,40 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     }
   });
 
-  it('HPA, PDB, Ingress and ServiceMonitor point at objects that exist', () => {
+  it('HPA, PDB, HTTPRoute, Ingress and ServiceMonitor point at objects that exist; the route follows the choice', () => {
+    const routes = ofKind<{
+      spec: {
+        parentRefs: { name: string; namespace: string; sectionName?: string }[];
+        hostnames: string[];
+        rules: { backendRefs: { name: string; port: number }[] }[];
+      };
+    }>(objects, 'HTTPRoute');
+    const ingresses = ofKind<IIngress>(objects, 'Ingress');
+    expect([routes.length, ingresses.length]).toEqual([
+      env.expose?.kind === 'gateway' ? 1 : 0,
+      env.expose?.kind === 'ingress' ? 1 : 0,
+    ]);
+    for (const route of routes) {
+      if (env.expose?.kind !== 'gateway') throw new Error('HTTPRoute without a gateway');
+      expect(route.spec.parentRefs).toEqual([
+        expect.objectContaining({
+          name: env.expose.gateway.name,
+          namespace: env.expose.gateway.namespace,
+        }),
+      ]);
+      expect(route.spec.parentRefs[0]?.sectionName).toBe(env.expose.gateway.sectionName);
+      expect(route.spec.hostnames).toEqual([env.expose.host]);
+      for (const ref of route.spec.rules.flatMap((r) => r.backendRefs)) {
+        const service = find<IService>(objects, 'Service', ref.name);
+        expect(service.spec?.ports?.find((p) => p.port === ref.port)?.name).toBe('http');
+      }
+    }
+    for (const ingress of ingresses) {
+      if (env.expose?.kind !== 'ingress') throw new Error('Ingress without an ingress setting');
+      expect(ingress.spec?.ingressClassName).toBe(env.expose.className);
+      expect(ingress.metadata?.annotations ?? {}).toEqual(env.expose.annotations);
+      expect(ingress.spec?.rules?.map((r) => r.host)).toEqual([env.expose.host]);
+    }
     for (const hpa of ofKind<{ spec: { scaleTargetRef: { kind: string; name: string } } }>(
       objects,
       'HorizontalPodAutoscaler',
@@ -135,14 +172,25 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     for (const monitor of ofKind<{
       spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] };
     }>(objects, 'ServiceMonitor')) {
-      const targets = services.filter((s) =>
-        matchesLabels(monitor.spec.selector.matchLabels, s.metadata.labels ?? {}),
+      // The operator scrapes the selected Services that have the endpoint's named port: one each.
+      const port = monitor.spec.endpoints[0]?.port;
+      const targets = services.filter(
+        (s) =>
+          matchesLabels(monitor.spec.selector.matchLabels, s.metadata.labels ?? {}) &&
+          (s.spec?.ports ?? []).some((p) => p.name === port),
       );
-      expect(targets.map((s) => s.metadata.name)).toEqual(['tasks-backend']);
-      expect(targets[0]?.spec?.ports?.map((p) => p.name)).toContain(
-        monitor.spec.endpoints[0]?.port,
-      );
+      expect(targets.map((s) => s.metadata.name)).toEqual([
+        monitor.metadata.name === 'tasks-backend' ? 'tasks-backend' : 'tasks-postgres-metrics',
+      ]);
     }
+    const monitors = ofKind(objects, 'ServiceMonitor').map((m) => m.metadata.name);
+    expect(monitors).toEqual(
+      !env.monitoring.prometheusOperator
+        ? []
+        : env.database.mode === 'in-cluster'
+          ? ['tasks-backend', 'tasks-postgres']
+          : ['tasks-backend'],
+    );
   });
 
   it('every env var the backend gets is one backend/src/config.ts reads, and loadConfig accepts them', () => {
@@ -156,17 +204,22 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
       string,
       string
     >;
+    // Secret files (DATABASE_URL_FILE) point into the mounted Secret: give them a real file of
+    // the right shape, as the kubelet would.
+    const secretDir = mkdtempSync(join(tmpdir(), 'k8s-secret-'));
     for (const variable of backendContainer.env ?? []) {
-      const secretRef = variable.valueFrom?.secretKeyRef;
-      if (secretRef) {
-        expect(secretRef.name).toBe(databaseSecret.name);
-        // A placeholder of the right shape for what the Secret must hold.
-        record[variable.name] = 'postgres://tasks:placeholder@tasks-postgres:5432/tasks';
+      expect(variable.valueFrom, `${variable.name}: no env value from a Secret`).toBeUndefined();
+      expect(variable.value, variable.name).toBeDefined();
+      const value = variable.value ?? '';
+      if (value.startsWith(`${databaseSecret.mountPath}/`)) {
+        const file = join(secretDir, value.slice(databaseSecret.mountPath.length + 1));
+        writeFileSync(file, 'postgres://tasks:placeholder@tasks-postgres:5432/tasks\n');
+        record[variable.name] = file;
       } else {
-        expect(variable.value, variable.name).toBeDefined();
-        record[variable.name] = variable.value ?? '';
+        record[variable.name] = value;
       }
     }
+    onTestFinished(() => rmSync(secretDir, { recursive: true, force: true }));
     const unknown = Object.keys(record).filter((key) => !known.has(key));
     expect(unknown).toEqual([]);
     const config = loadConfig(record);
@@ -180,18 +233,25 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     );
   });
 
-  it('Secret references name only the keys the README tells operators to create', () => {
-    const keys = templates.flatMap((t) =>
-      t.containers.flatMap((c) =>
+  it('Secret references (env refs and mounted files) name exactly the keys the README tells operators to create', () => {
+    const refs = templates.flatMap((t) => [
+      ...t.containers.flatMap((c) =>
         (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : [])),
       ),
+      ...(t.spec.volumes ?? []).flatMap((v) =>
+        v.secret
+          ? (v.secret.items ?? []).map((item) => ({ name: v.secret?.secretName, key: item.key }))
+          : [],
+      ),
+    ]);
+    expect(new Set(refs.map((k) => k.name))).toEqual(new Set([databaseSecret.name]));
+    expect([...new Set(refs.map((k) => k.key))].sort()).toEqual(
+      requiredSecretKeys(env.database.mode).sort(),
     );
-    expect(new Set(keys.map((k) => k.name))).toEqual(new Set([databaseSecret.name]));
-    const expected =
-      env.database.mode === 'in-cluster'
-        ? ['DATABASE_URL', 'POSTGRES_DB', 'POSTGRES_PASSWORD', 'POSTGRES_USER']
-        : ['DATABASE_URL'];
-    expect([...new Set(keys.map((k) => k.key))].sort()).toEqual(expected);
+    // Every Secret volume names its items: a new key in the Secret never appears in a pod unasked.
+    for (const t of templates)
+      for (const v of t.spec.volumes ?? [])
+        if (v.secret) expect(v.secret.items, t.owner).toBeDefined();
   });
 
   it('terminationGracePeriodSeconds > (SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS)/1000, and SHUTDOWN_DELAY_MS >= readiness period', () => {
@@ -217,23 +277,27 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     expect(backendContainer.args).toBeUndefined();
   });
 
-  it('Prometheus annotations name the metrics port; only /tmp is writable', () => {
+  it('Prometheus annotations name the metrics port; only /tmp is writable, the Secret read-only', () => {
     const metricsPort = backendContainer.ports?.find((p) => p.name === 'metrics')?.containerPort;
     expect(backend.annotations).toMatchObject({
       'prometheus.io/scrape': 'true',
       'prometheus.io/port': String(metricsPort),
       'prometheus.io/path': '/metrics',
     });
-    expect(backendContainer.volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
-    const tmp = backend.spec.volumes?.find(
-      (v) => v.name === backendContainer.volumeMounts?.[0]?.name,
-    );
+    const mounts = backendContainer.volumeMounts ?? [];
+    expect(mounts.filter((m) => !m.readOnly).map((m) => m.mountPath)).toEqual(['/tmp']);
+    expect(mounts.filter((m) => m.readOnly).map((m) => m.mountPath)).toEqual([
+      databaseSecret.mountPath,
+    ]);
+    const tmp = backend.spec.volumes?.find((v) => v.name === mounts[0]?.name);
     expect(tmp?.emptyDir).toBeDefined();
   });
 
-  it('migrations: every replica runs them at start under the advisory lock, so there is no Job', () => {
+  it('migrations: every replica runs them at start under the advisory lock, so there is no migration Job', () => {
     expect(configMapData(objects, 'tasks-backend-config')['MIGRATE_ON_START']).toBe('true');
-    expect(ofKind(objects, 'Job')).toEqual([]);
+    // The only Job is a restore, and only when asked for.
+    for (const job of ofKind(objects, 'Job'))
+      expect(job.metadata.name).toBe(backupNames.restoreJob);
   });
 
   it('PostgreSQL: pinned image, PGDATA below the mount, memory /dev/shm, claim template, fast preStop (none in external mode)', () => {
@@ -246,7 +310,12 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     const sts = find<IStatefulSet>(objects, 'StatefulSet', 'tasks-postgres');
     const pod = sts.spec?.template.spec;
     const [container] = pod?.containers ?? [];
-    expect(container?.image).toBe('postgres:16-bookworm');
+    // The one pin docker-compose.yml declares, for the server and for its backups alike.
+    const pin = pinnedPostgresImage();
+    expect(pin).toMatch(/^postgres:\d+\.\d+-bookworm$/);
+    expect(container?.image).toBe(pin);
+    for (const t of templates.filter((t) => t.labels['app.kubernetes.io/component'] === 'backup'))
+      for (const c of t.containers) expect(c.image, t.owner).toBe(pin);
     const pgdata = container?.env?.find((e) => e.name === 'PGDATA')?.value ?? '';
     const mountOf = (name: string) =>
       container?.volumeMounts?.find((m) => m.name === name)?.mountPath;

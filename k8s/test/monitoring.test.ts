@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { alertRuleGroups, type RuleGroup } from '../../monitoring/alerts.ts';
+import {
+  alertRuleGroups,
+  kubernetesAlertOptions,
+  type RuleGroup,
+} from '../../monitoring/alerts.ts';
+import { backupIntervalSeconds } from '../backup-schedule.ts';
 import { dashboardFile } from '../monitoring-chart.ts';
 import { dev } from '../environments/dev.ts';
 import { production } from '../environments/production.ts';
@@ -41,23 +46,47 @@ describe.each(synthesizedEnvironments)(
       }
     });
 
-    it('the rules are those of monitoring/alerts.ts, scoped to this namespace (one Prometheus may watch several environments)', () => {
+    it('the rules are those of monitoring/alerts.ts for this environment, every series scoped to its namespace (one Prometheus may watch several environments)', () => {
       if (!operator) return;
       const groups = rules[0]!.spec.groups;
-      const plain = alertRuleGroups();
-      expect(groups.flatMap((g) => g.rules.map((r) => r.alert))).toEqual(
-        plain.flatMap((g) => g.rules.map((r) => r.alert)),
+      const database = env.database.mode === 'in-cluster' ? env.database : undefined;
+      expect(groups).toEqual(
+        alertRuleGroups(
+          kubernetesAlertOptions({
+            namespace: env.namespace,
+            database: database && {
+              metricsService: 'tasks-postgres-metrics',
+              claims: ['data-tasks-postgres-0', ...(database.backup ? ['tasks-backups'] : [])],
+            },
+            backup: database?.backup && {
+              cronJob: 'tasks-backup',
+              intervalSeconds: database.backup.intervalSeconds,
+            },
+          }),
+        ),
       );
+      const names = groups.flatMap((g) => g.rules.map((r) => r.alert));
+      expect(names.some((n) => n.startsWith('TasksDatabase'))).toBe(database !== undefined);
+      expect(names.includes('TasksBackupTooOld')).toBe(database?.backup !== undefined);
       for (const rule of groups.flatMap((g) => g.rules)) {
-        // Every series selector carries both matchers: the ServiceMonitor's job and the namespace.
         const selectors = rule.expr.match(/\{[^}]*\}/g) ?? [];
         expect(selectors.length, rule.alert).toBeGreaterThan(0);
         for (const selector of selectors) {
-          expect(selector, rule.alert).toContain(
-            `job="tasks-backend", namespace="${env.namespace}"`,
-          );
+          expect(selector, rule.alert).toContain(`namespace="${env.namespace}"`);
         }
       }
+    });
+
+    it('the backup alert allows twice the CronJob schedule, read from the CronJob itself', () => {
+      const cronJobs = ofKind<{ spec: { schedule: string } }>(objects, 'CronJob');
+      if (!operator || cronJobs.length === 0) return;
+      const interval = backupIntervalSeconds(cronJobs[0]!.spec.schedule);
+      const rule = rules[0]!.spec.groups
+        .flatMap((g) => g.rules)
+        .find((r) => r.alert === 'TasksBackupTooOld');
+      expect(interval).toBe(3600);
+      expect(rule?.expr).toContain(`> ${2 * (interval as number)}`);
+      expect(rule?.expr).toContain('kube_cronjob_status_last_successful_time');
     });
 
     it('the dashboard ConfigMap carries the sidecar label and the committed dashboard, byte for byte', () => {

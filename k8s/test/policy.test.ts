@@ -2,13 +2,8 @@ import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisrup
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { describe, expect, it } from 'vitest';
-import {
-  matchesLabels,
-  ofKind,
-  podTemplates,
-  synthesizedEnvironments,
-  type PodTemplate,
-} from './support/manifests.ts';
+import { matchesLabels, ofKind, podTemplates, type PodTemplate } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 
 // Pod Security Standards "restricted" (and the "baseline" it includes), plus the default checks of
 // kube-score and kube-linter, re-stated over the synthesized objects. Rule ids are in the test names.
@@ -30,7 +25,7 @@ function each(templates: PodTemplate[], check: (t: PodTemplate, c: IContainer) =
     for (const container of template.containers) check(template, container);
 }
 
-describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
+describe.each(everySynthesis)('$label', ({ env, objects }) => {
   const templates = podTemplates(objects);
 
   it('PSS: the namespace enforces the restricted profile', () => {
@@ -125,11 +120,12 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     });
   });
 
-  it('startup, readiness and liveness probes on every container (kube-linter no-readiness-probe, no-liveness-probe; kube-score pod-probes)', () => {
+  it('startup, readiness and liveness probes on every long-running container; none on batch pods, which end by themselves (kube-linter no-readiness-probe, no-liveness-probe; kube-score pod-probes)', () => {
     each(templates, (t, c) => {
-      expect(c.startupProbe, t.owner).toBeDefined();
-      expect(c.readinessProbe, t.owner).toBeDefined();
-      expect(c.livenessProbe, t.owner).toBeDefined();
+      const probes = [c.startupProbe, c.readinessProbe, c.livenessProbe];
+      if (t.longRunning)
+        for (const probe of probes) expect(probe, `${t.owner} ${c.name}`).toBeDefined();
+      else expect(probes.filter(Boolean), `${t.owner} ${c.name}`).toEqual([]);
     });
     const backend = templates.find((t) => t.owner === 'Deployment/tasks-backend');
     const [container] = backend?.containers ?? [];
@@ -166,10 +162,14 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     }
   });
 
-  it('no required anti-affinity; preferred host spread for scalable workloads (kube-linter no-anti-affinity, kube-score deployment-has-host-podantiaffinity)', () => {
+  it('no required anti-affinity; preferred host spread and zone spread (ScheduleAnyway) for scalable workloads (kube-linter no-anti-affinity, kube-score deployment-has-host-podantiaffinity)', () => {
     for (const t of templates) {
       const anti = t.spec.affinity?.podAntiAffinity;
       expect(anti?.requiredDuringSchedulingIgnoredDuringExecution, t.owner).toBeUndefined();
+      for (const constraint of t.spec.topologySpreadConstraints ?? []) {
+        // DoNotSchedule would leave pods Pending on a cluster with fewer zones than replicas.
+        expect(constraint.whenUnsatisfiable, t.owner).toBe('ScheduleAnyway');
+      }
       if (t.owner.startsWith('Deployment/')) {
         const preferred = anti?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
         const onHost = preferred.find(
@@ -179,6 +179,11 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
         expect(matchesLabels(onHost?.podAffinityTerm.labelSelector?.matchLabels, t.labels)).toBe(
           true,
         );
+        const zones = (t.spec.topologySpreadConstraints ?? []).find(
+          (c) => c.topologyKey === 'topology.kubernetes.io/zone',
+        );
+        expect(zones, t.owner).toMatchObject({ maxSkew: 1, matchLabelKeys: ['pod-template-hash'] });
+        expect(matchesLabels(zones?.labelSelector?.matchLabels, t.labels), t.owner).toBe(true);
       }
     }
   });
@@ -232,23 +237,41 @@ describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
     });
   });
 
-  it('no Secret objects, no secret-looking literal env values, no duplicate env names (kube-linter env-var-secret, duplicate-env-var; kube-score environment-variable-key-duplication)', () => {
+  it('no Secret objects; secrets only as mounted files, never env values (kube-linter env-var-secret, duplicate-env-var; kube-score environment-variable-key-duplication)', () => {
     expect(ofKind(objects, 'Secret')).toEqual([]);
     each(templates, (t, c) => {
       const names = (c.env ?? []).map((e) => e.name);
       expect(new Set(names).size, t.owner).toBe(names.length);
       for (const e of c.env ?? []) {
-        if (/PASSWORD|SECRET|TOKEN|DATABASE_URL/i.test(e.name)) {
-          expect(e.value, `${t.owner} ${e.name}`).toBeUndefined();
-          expect(e.valueFrom?.secretKeyRef, `${t.owner} ${e.name}`).toBeDefined();
-        }
+        if (!/PASSWORD|PASS\b|PASS_|SECRET|TOKEN|DATABASE_URL/i.test(e.name)) continue;
+        // Only the `_FILE` convention: a path into a mounted Secret that holds that key.
+        expect(e.name, `${t.owner} ${e.name}`).toMatch(/_FILE$/);
+        const path = e.value ?? '';
+        const mount = (c.volumeMounts ?? []).find((m) => path.startsWith(`${m.mountPath}/`));
+        const volume = t.spec.volumes?.find((v) => v.name === mount?.name);
+        expect(
+          volume?.secret,
+          `${t.owner} ${e.name}: ${path} is not in a mounted Secret`,
+        ).toBeDefined();
+        expect(mount?.readOnly, `${t.owner} ${e.name}`).toBe(true);
+        const file = path.slice((mount?.mountPath.length ?? 0) + 1);
+        expect(
+          volume?.secret?.items?.map((item) => item.path),
+          `${t.owner} ${e.name}`,
+        ).toContain(file);
+        // Group-readable at most: fsGroup gives the pod's group access, nobody else.
+        expect((volume?.secret?.defaultMode ?? 0o644) & 0o007, `${t.owner} ${e.name}`).toBe(0);
       }
     });
   });
 
   it('stable API versions only (kube-score stable-version, kube-linter no-extensions-v1beta)', () => {
-    for (const object of objects)
+    // Sealed Secrets serves only bitnami.com/v1alpha1; every other object has a stable version.
+    const onlyVersion = new Set(['bitnami.com/v1alpha1/SealedSecret']);
+    for (const object of objects) {
+      if (onlyVersion.has(`${object.apiVersion}/${object.kind}`)) continue;
       expect(object.apiVersion, object.kind).not.toMatch(/(alpha|beta)|^extensions\//);
+    }
   });
 
   it('cdk8s-plus defaults did not leak (1000m/512Mi requests, uid 25000, TCP startup probe, Always pull, replicas 2)', () => {

@@ -1,12 +1,8 @@
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { describe, expect, it } from 'vitest';
 import { namespaceNameLabel, selectorLabels } from '../names.ts';
-import {
-  ofKind,
-  podTemplates,
-  synthesizedEnvironments,
-  type Synthesized,
-} from './support/manifests.ts';
+import { ofKind, podTemplates, type Synthesized } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
 import {
   NetworkPolicyEvaluator,
   type Endpoint,
@@ -20,10 +16,13 @@ import {
 
 type Cell = 'allow' | 'deny' | '-' | 'n/a';
 const sources = [
+  'gateway proxy',
   'ingress controller',
+  'other pod, edge ns',
   'prometheus',
   'backend',
   'postgres',
+  'backup job',
   'other pod, app ns',
   'pod, default ns',
 ] as const;
@@ -31,6 +30,7 @@ const targets = [
   'backend :3000 http',
   'backend :9464 metrics',
   'postgres :5432',
+  'postgres :9187 metrics',
   'database address :5432',
   'database address :6432',
   'neighbour address :5432',
@@ -47,9 +47,16 @@ function databaseIp(env: Synthesized['env']): string {
 
 function reachability({ env, objects }: Synthesized): Table {
   const policies = ofKind<INetworkPolicy>(objects, 'NetworkPolicy');
+  // The gateway's proxies and the ingress controller where the environment says, or where they
+  // usually run when it routes through the other one (so the table shows them denied).
+  const gatewayNamespace =
+    env.expose?.kind === 'gateway' ? env.expose.edge.namespace : 'gateway-system';
+  const ingressNamespace =
+    env.expose?.kind === 'ingress' ? env.expose.edge.namespace : 'ingress-nginx';
   const namespaceNames = [
     env.namespace,
-    env.ingressControllerNamespace,
+    gatewayNamespace,
+    ingressNamespace,
     env.monitoring.namespace,
     'kube-system',
     'default',
@@ -86,16 +93,29 @@ function reachability({ env, objects }: Synthesized): Table {
 
   const backend = fromTemplate('Deployment/tasks-backend');
   const postgres = fromTemplate('StatefulSet/tasks-postgres');
+  const backup = fromTemplate('CronJob/tasks-backup');
   const kubeDns = pod('coredns', 'kube-system', { 'k8s-app': 'kube-dns' });
   const from: Record<(typeof sources)[number], Endpoint | undefined> = {
-    'ingress controller': pod('controller', env.ingressControllerNamespace, {
-      'app.kubernetes.io/name': 'ingress-nginx',
+    // The proxies carry the labels the environment narrows to, as the real ones would.
+    'gateway proxy': pod('envoy', gatewayNamespace, {
+      'app.kubernetes.io/name': 'envoy',
+      ...(env.expose?.kind === 'gateway' ? env.expose.edge.podLabels : {}),
     }),
+    'ingress controller': pod('controller', ingressNamespace, {
+      'app.kubernetes.io/name': 'ingress-nginx',
+      ...(env.expose?.kind === 'ingress' ? env.expose.edge.podLabels : {}),
+    }),
+    'other pod, edge ns': pod(
+      'neighbour',
+      env.expose?.kind === 'ingress' ? ingressNamespace : gatewayNamespace,
+      { app: 'neighbour' },
+    ),
     prometheus: pod('prometheus', env.monitoring.namespace, {
       'app.kubernetes.io/name': 'prometheus',
     }),
     backend,
     postgres,
+    'backup job': backup,
     'other pod, app ns': pod('debug', env.namespace, { run: 'debug' }),
     'pod, default ns': pod('other', 'default', { app: 'other' }),
   };
@@ -103,6 +123,7 @@ function reachability({ env, objects }: Synthesized): Table {
     'backend :3000 http': [backend, 3000, 'TCP'],
     'backend :9464 metrics': [backend, 9464, 'TCP'],
     'postgres :5432': [postgres, 5432, 'TCP'],
+    'postgres :9187 metrics': [postgres, 9187, 'TCP'],
     'database address :5432': [external(databaseIp(env)), 5432, 'TCP'],
     'database address :6432': [external(databaseIp(env)), 6432, 'TCP'],
     'neighbour address :5432': [external('10.20.0.16'), 5432, 'TCP'],
@@ -150,49 +171,80 @@ const row = (...cells: Cell[]): Record<(typeof targets)[number], Cell> =>
     Cell
   >;
 
-// Columns: http, metrics, postgres, db:5432, db:6432, neighbour, dns/udp, dns/tcp, internet.
-const expectedInCluster: Table = {
-  'ingress controller': row('allow', 'deny', 'deny', '-', '-', '-', '-', '-', '-'),
-  prometheus: row('deny', 'allow', 'deny', '-', '-', '-', '-', '-', '-'),
-  backend: row('deny', 'deny', 'allow', 'deny', 'deny', 'deny', 'allow', 'allow', 'deny'),
-  postgres: row('deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny'),
-  'other pod, app ns': row('deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny'),
-  'pod, default ns': row('deny', 'deny', 'deny', '-', '-', '-', '-', '-', '-'),
-};
-const expectedExternal: Table = {
-  'ingress controller': row('allow', 'deny', 'n/a', '-', '-', '-', '-', '-', '-'),
-  prometheus: row('deny', 'allow', 'n/a', '-', '-', '-', '-', '-', '-'),
-  backend: row('deny', 'deny', 'n/a', 'allow', 'deny', 'deny', 'allow', 'allow', 'deny'),
-  postgres: row('n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a'),
-  'other pod, app ns': row('deny', 'deny', 'n/a', 'deny', 'deny', 'deny', 'deny', 'deny', 'deny'),
-  'pod, default ns': row('deny', 'deny', 'n/a', '-', '-', '-', '-', '-', '-'),
-};
+// Columns: http, metrics, postgres, postgres metrics, db:5432, db:6432, neighbour, dns/udp,
+// dns/tcp, internet. `edge` is the row of the proxy the environment routes through.
+function expected(env: Synthesized['env']): Table {
+  const inCluster = env.database.mode === 'in-cluster';
+  const hasBackups = env.database.mode === 'in-cluster' && env.database.backup !== undefined;
+  const pg = (cell: Cell): Cell => (inCluster ? cell : 'n/a');
+  const outside = (http: Cell) =>
+    row(http, 'deny', pg('deny'), pg('deny'), '-', '-', '-', '-', '-', '-');
+  const denyAll = row(
+    'deny',
+    'deny',
+    pg('deny'),
+    pg('deny'),
+    'deny',
+    'deny',
+    'deny',
+    'deny',
+    'deny',
+    'deny',
+  );
+  return {
+    'gateway proxy': outside(env.expose?.kind === 'gateway' ? 'allow' : 'deny'),
+    'ingress controller': outside(env.expose?.kind === 'ingress' ? 'allow' : 'deny'),
+    // Admitted with the proxies only when the environment does not narrow them by label.
+    'other pod, edge ns': outside(
+      env.expose && Object.keys(env.expose.edge.podLabels).length === 0 ? 'allow' : 'deny',
+    ),
+    prometheus: row('deny', 'allow', pg('deny'), pg('allow'), '-', '-', '-', '-', '-', '-'),
+    backend: row(
+      'deny',
+      'deny',
+      pg('allow'),
+      pg('deny'),
+      inCluster ? 'deny' : 'allow',
+      'deny',
+      'deny',
+      'allow',
+      'allow',
+      'deny',
+    ),
+    postgres: inCluster
+      ? denyAll
+      : row('n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a'),
+    // The backup pods reach PostgreSQL and DNS, nothing else; none without an in-cluster database.
+    'backup job': hasBackups
+      ? row('deny', 'deny', 'allow', 'deny', 'deny', 'deny', 'deny', 'allow', 'allow', 'deny')
+      : row('n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', 'n/a'),
+    'other pod, app ns': denyAll,
+    'pod, default ns': outside('deny'),
+  };
+}
 
-describe.each(synthesizedEnvironments)(
-  'reachability from NetworkPolicies: $env.name',
-  (synthesized) => {
-    const table = reachability(synthesized);
-    const { env } = synthesized;
+describe.each(everySynthesis)('reachability from NetworkPolicies: $label', (synthesized) => {
+  const table = reachability(synthesized);
+  const { env } = synthesized;
 
-    it('only the backend opens PostgreSQL; the backend reaches PostgreSQL and DNS; ingress reaches http, monitoring metrics only; everything else is denied', () => {
-      console.log(format(env.name, table));
-      expect(table).toEqual(
-        env.database.mode === 'in-cluster' ? expectedInCluster : expectedExternal,
-      );
-    });
+  it('only the backend and the backup pods open PostgreSQL; both reach it and DNS; only the proxy the environment routes through reaches http; monitoring reaches the metrics ports only; everything else is denied', () => {
+    console.log(format(env.name, table));
+    expect(table).toEqual(expected(env));
+  });
 
-    it('backend egress to the database: the PostgreSQL pods in-cluster, only the CIDR and port in external mode', () => {
-      const egress = ofKind<INetworkPolicy>(synthesized.objects, 'NetworkPolicy').flatMap(
-        (p) => p.spec?.egress ?? [],
-      );
-      const toDatabase = egress.filter((rule) =>
-        (rule.ports ?? []).every((port) => port.port !== 53),
-      );
-      const peer =
-        env.database.mode === 'external'
-          ? { ipBlock: { cidr: env.database.cidr } }
-          : { podSelector: { matchLabels: selectorLabels('postgres') } };
-      expect(toDatabase).toEqual([{ to: [peer], ports: [{ port: 5432, protocol: 'TCP' }] }]);
-    });
-  },
-);
+  it('egress to the database: the PostgreSQL pods in-cluster (backend and backup pods), only the CIDR and port in external mode', () => {
+    const egressOf = (name: string) =>
+      ofKind<INetworkPolicy>(synthesized.objects, 'NetworkPolicy')
+        .filter((p) => p.metadata?.name === name)
+        .flatMap((p) => p.spec?.egress ?? [])
+        .filter((rule) => (rule.ports ?? []).every((port) => port.port !== 53));
+    const peer =
+      env.database.mode === 'external'
+        ? { ipBlock: { cidr: env.database.cidr } }
+        : { podSelector: { matchLabels: selectorLabels('postgres') } };
+    const expected = [{ to: [peer], ports: [{ port: 5432, protocol: 'TCP' }] }];
+    expect(egressOf('tasks-backend-egress')).toEqual(expected);
+    const backups = env.database.mode === 'in-cluster' && env.database.backup;
+    expect(egressOf('tasks-backup-egress')).toEqual(backups ? expected : []);
+  });
+});

@@ -1,68 +1,71 @@
-import * as models from 'kubernetes-models';
 import { describe, expect, it } from 'vitest';
-import { synthesizedEnvironments, type KubeObject } from './support/manifests.ts';
+import { find, type KubeObject } from './support/manifests.ts';
+import { everySynthesis } from './support/variants.ts';
+import { unknownFields, validateStrictly, validateWithModel } from './support/strict-schema.ts';
 
-interface ModelClass {
-  readonly apiVersion: string;
-  readonly kind: string;
-  new (data: unknown): { validate(): void };
-}
+const deployment = (): KubeObject =>
+  structuredClone(find(everySynthesis[0]!.objects, 'Deployment', 'tasks-backend'));
+const route = (): KubeObject =>
+  structuredClone(
+    find(
+      everySynthesis.find((s) => s.label === 'production')!.objects,
+      'HTTPRoute',
+      'tasks-backend',
+    ),
+  );
 
-/** apiVersion/kind -> model class, found by walking kubernetes-models' exports. */
-function modelRegistry(): Map<string, ModelClass> {
-  const registry = new Map<string, ModelClass>();
-  const visit = (exports: object, depth: number): void => {
-    for (const value of Object.values(exports)) {
-      if (typeof value === 'function') {
-        const candidate = value as Partial<ModelClass>;
-        if (typeof candidate.apiVersion === 'string' && typeof candidate.kind === 'string') {
-          registry.set(`${candidate.apiVersion}/${candidate.kind}`, value as ModelClass);
-        }
-      } else if (value && typeof value === 'object' && depth < 3) {
-        visit(value as object, depth + 1);
-      }
-    }
-  };
-  visit(models, 0);
-  return registry;
-}
-
-const registry = modelRegistry();
-const crdKinds = new Set([
-  'monitoring.coreos.com/v1/ServiceMonitor',
-  // Its shape is checked in monitoring.test.ts.
-  'monitoring.coreos.com/v1/PrometheusRule',
-]);
-
-function validate(object: KubeObject): void {
-  const model = registry.get(`${object.apiVersion}/${object.kind}`);
-  if (!model) throw new Error(`no schema for ${object.apiVersion} ${object.kind}`);
-  new model(object).validate();
-}
-
-describe('schema validation with kubernetes-models (Kubernetes 1.33 OpenAPI, offline)', () => {
+describe('schema validation (kubernetes-models, Kubernetes 1.34+; published CRD models), unknown fields refused', () => {
   it('the validator is live: a wrong type and a missing required field are rejected', () => {
-    const broken = {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'x' },
-      spec: {
-        selector: {},
-        template: { spec: { containers: [{ name: 'c', ports: [{ containerPort: 'abc' }] }] } },
-      },
-    };
-    expect(() => validate(broken as unknown as KubeObject)).toThrow();
+    const broken = deployment() as any;
+    broken.spec.template.spec.containers[0].ports[0].containerPort = 'abc';
+    expect(() => validateStrictly(broken)).toThrow(/containerPort/);
     const noContainers = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' }, spec: {} };
-    expect(() => validate(noContainers as unknown as KubeObject)).toThrow(/containers/);
+    expect(() => validateStrictly(noContainers)).toThrow(/containers/);
   });
 
-  describe.each(synthesizedEnvironments)('$env.name', ({ env, objects }) => {
-    it('every built-in object validates against its schema', () => {
-      const builtIn = objects.filter((o) => !crdKinds.has(`${o.apiVersion}/${o.kind}`));
-      expect(builtIn.length).toBeGreaterThan(0);
-      for (const object of builtIn) {
-        expect(() => validate(object), `${object.kind}/${object.metadata.name}`).not.toThrow();
-      }
+  it('a planted typo in a built-in object passes kubernetes-models alone, and fails here, by path', () => {
+    const typo = deployment() as any;
+    typo.spec.replicaz = 3;
+    typo.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
+    // The gap this check closes: the published model accepts both typos.
+    expect(() => validateWithModel(typo)).not.toThrow();
+    expect(unknownFields(typo)).toEqual([
+      '.spec.replicaz',
+      '.spec.template.spec.containers[0].imagePullPolicyy',
+    ]);
+    expect(() => validateStrictly(typo)).toThrow(
+      'Deployment/tasks-backend: unknown fields .spec.replicaz, .spec.template.spec.containers[0].imagePullPolicyy',
+    );
+  });
+
+  it('a planted typo in a CRD object (HTTPRoute) passes its model alone, and fails here', () => {
+    const typo = route() as any;
+    typo.spec.parentRefs[0].sectionNam = 'https';
+    expect(() => validateWithModel(typo)).not.toThrow();
+    expect(() => validateStrictly(typo)).toThrow(
+      /unknown fields \.spec\.parentRefs\[0\]\.sectionNam$/,
+    );
+  });
+
+  it('maps (labels, annotations, ConfigMap data) may hold any key: they are not unknown fields', () => {
+    const object = deployment() as any;
+    object.metadata.labels['example.com/anything'] = 'x';
+    object.spec.template.metadata.annotations['another/key'] = 'y';
+    expect(unknownFields(object)).toEqual([]);
+  });
+
+  describe.each(everySynthesis)('$label', ({ env, objects }) => {
+    it('every object validates against its schema, with unknown fields refused', () => {
+      expect(objects.length).toBeGreaterThan(0);
+      const problems = objects.flatMap((object) => {
+        try {
+          validateStrictly(object);
+          return [];
+        } catch (error) {
+          return [(error as Error).message];
+        }
+      });
+      expect(problems).toEqual([]);
     });
 
     it('every namespaced object lives in the environment namespace, names unique per kind', () => {
@@ -73,32 +76,6 @@ describe('schema validation with kubernetes-models (Kubernetes 1.33 OpenAPI, off
         seen.add(key);
         if (object.kind === 'Namespace') expect(object.metadata.name).toBe(env.namespace);
         else expect(object.metadata.namespace, key).toBe(env.namespace);
-      }
-    });
-
-    it('ServiceMonitor (CRD, checked by hand): shape prometheus-operator accepts', () => {
-      const monitors = objects.filter((o) => o.kind === 'ServiceMonitor');
-      if (!env.monitoring.prometheusOperator) {
-        expect(monitors).toEqual([]);
-        return;
-      }
-      expect(monitors).toHaveLength(1);
-      const [monitor] = monitors;
-      expect(monitor).toMatchObject({
-        apiVersion: 'monitoring.coreos.com/v1',
-        metadata: { labels: { release: env.monitoring.prometheusOperator.releaseLabel } },
-        spec: {
-          selector: { matchLabels: expect.any(Object) as unknown },
-          namespaceSelector: { matchNames: [env.namespace] },
-          endpoints: [{ port: 'metrics', path: '/metrics' }],
-        },
-      });
-      const spec = monitor?.['spec'] as { endpoints: Record<string, unknown>[] };
-      const allowed = new Set(['port', 'path', 'scheme', 'interval', 'scrapeTimeout']);
-      for (const endpoint of spec.endpoints) {
-        for (const field of Object.keys(endpoint)) expect(allowed, field).toContain(field);
-        expect(endpoint['interval']).toMatch(/^\d+(ms|s|m|h)$/);
-        expect(endpoint['scrapeTimeout']).toMatch(/^\d+(ms|s|m|h)$/);
       }
     });
   });

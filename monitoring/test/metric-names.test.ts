@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../backend/test/support/api.ts';
 import { startTestApp, type TestApp } from '../../backend/test/support/test-app.ts';
@@ -77,5 +78,48 @@ describe("every metric the alert rules and the dashboard use is in the backend's
         expect(routes, literal).toContain(alternative);
       }
     }
+  });
+});
+
+describe('metrics the rules read from other sources', () => {
+  it('the backup freshness rules read gauges the backup script writes to its status file', () => {
+    const script = new URL('../../backup/backup.sh', import.meta.url);
+    expect(
+      existsSync(script),
+      'backup/backup.sh is missing: the VPS backup service and the k8s CronJob run it',
+    ).toBe(true);
+    // Each gauge is written as `gauge <name> '<help>' <value>`, exposed as tasks_backup_<name>.
+    const written = new Set(
+      [...readFileSync(script, 'utf8').matchAll(/^\s*gauge (\w+) '/gm)].map(
+        (m) => `tasks_backup_${m[1]}`,
+      ),
+    );
+    expect(written).toEqual(
+      new Set([
+        'tasks_backup_last_success_timestamp_seconds',
+        'tasks_backup_last_size_bytes',
+        'tasks_backup_last_duration_seconds',
+        'tasks_backup_dumps',
+        'tasks_backup_interval_seconds',
+      ]),
+    );
+    const used = [...metricUsage(undefined, 'backup-status-file').keys()];
+    expect(used.sort()).toEqual([
+      'tasks_backup_interval_seconds',
+      'tasks_backup_last_success_timestamp_seconds',
+    ]);
+    expect(used.filter((name) => !written.has(name))).toEqual([]);
+  });
+
+  it('kube-state-metrics and kubelet series: the names their documentation gives (no cluster here to scrape)', () => {
+    // kube-state-metrics docs/metrics/workload/cronjob-metrics.md; kubelet volume stats (STABLE).
+    expect([...metricUsage(undefined, 'kube-state-metrics').keys()].sort()).toEqual([
+      'kube_cronjob_created',
+      'kube_cronjob_status_last_successful_time',
+    ]);
+    expect([...metricUsage(undefined, 'kubelet').keys()].sort()).toEqual([
+      'kubelet_volume_stats_available_bytes',
+      'kubelet_volume_stats_capacity_bytes',
+    ]);
   });
 });

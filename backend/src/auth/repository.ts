@@ -2,14 +2,37 @@ import { pgErrorCode, type Queryable } from '../db.ts';
 import { conflict } from '../errors.ts';
 import type { SessionInfo, User } from './schemas.ts';
 
+/** How long a successful sign-in makes its address known to the account. */
+export const knownAddressDays = 90;
+
 const insertUser = `
   INSERT INTO users (email, password_hash) VALUES ($1, $2)
   RETURNING id, email, created_at`;
-const selectCredentials = `SELECT id, password_hash FROM users WHERE lower(email) = $1`;
+// The account, and whether this client has signed in to it before: the device token it sent
+// belongs to the account, or its address signed in successfully within the last 90 days.
+const selectAccount = `
+  SELECT u.id, u.password_hash,
+    EXISTS (SELECT 1 FROM known_devices d WHERE d.token_hash = $2 AND d.user_id = u.id)
+      AS known_device,
+    EXISTS (SELECT 1 FROM known_addresses a WHERE a.user_id = u.id AND a.address = $3
+            AND a.last_success_at > now() - interval '${knownAddressDays} days')
+      AS known_address
+  FROM users u WHERE lower(u.email) = $1`;
+// A session, and what the client it went to is known by from now on: one statement.
 const insertSession = `
-  INSERT INTO sessions (token_hash, user_id, expires_at)
-  VALUES ($1, $2, now() + make_interval(secs => $3))
-  RETURNING expires_at`;
+  WITH session AS (
+    INSERT INTO sessions (token_hash, user_id, expires_at)
+    VALUES ($1, $2, now() + make_interval(secs => $3))
+    RETURNING expires_at
+  ), device AS (
+    INSERT INTO known_devices (token_hash, user_id) VALUES ($4, $2)
+    ON CONFLICT (token_hash) DO UPDATE SET last_used_at = now()
+      WHERE known_devices.user_id = EXCLUDED.user_id
+  ), address AS (
+    INSERT INTO known_addresses (user_id, address) VALUES ($2, $5)
+    ON CONFLICT (user_id, address) DO UPDATE SET last_success_at = now()
+  )
+  SELECT expires_at FROM session`;
 // The token is looked up by its SHA-256: an attacker who can time this lookup learns nothing
 // about a valid token, so no constant-time comparison is needed here.
 //
@@ -58,11 +81,15 @@ const updatePasswordHash = `
 // tombstones (they would be deleted a moment later).
 const markAccountDeletion = `SELECT set_config('tasks.deleting_user', $1::text, true)`;
 // In the order the other writers lock: task rows, then tombstones (the housekeeping purge), then
-// the change counter, then the user row (foreign key checks). Deleting the user first, its
-// cascade would reach them after the user row, and deadlock with a writer holding one of them.
+// the change counter, then the user row (foreign key checks); and a sign-in updates its known
+// device, then checks the user for the new session. Deleting the user first, its cascade would
+// reach these rows after the user row, and deadlock with a writer holding one of them.
 const deleteTasksOfUser = `DELETE FROM tasks WHERE user_id = $1`;
 const deleteTombstonesOfUser = `DELETE FROM task_tombstones WHERE user_id = $1`;
 const deleteChangeCounter = `DELETE FROM task_change_counters WHERE user_id = $1`;
+const deleteKnownClients = `
+  WITH devices AS (DELETE FROM known_devices WHERE user_id = $1)
+  DELETE FROM known_addresses WHERE user_id = $1`;
 // Sessions and idempotency keys go with the user (ON DELETE CASCADE).
 const deleteUser = `DELETE FROM users WHERE id = $1 AND password_hash = $2`;
 
@@ -93,27 +120,49 @@ export async function createUser(
   }
 }
 
-export async function findCredentials(
-  db: Queryable,
-  email: string,
-): Promise<{ id: string; passwordHash: string } | undefined> {
-  const { rows } = await db.query<{ id: string; password_hash: string }>(selectCredentials, [
-    email,
-  ]);
-  const row = rows[0];
-  return row && { id: row.id, passwordHash: row.password_hash };
+export interface Account {
+  readonly id: string;
+  readonly passwordHash: string;
+  /** The device token sent belongs to this account. */
+  readonly knownDevice: boolean;
+  /** The client's address signed in to this account successfully not long ago. */
+  readonly knownAddress: boolean;
 }
 
+export async function findAccount(
+  db: Queryable,
+  email: string,
+  client: { deviceTokenHash: Buffer | null; address: string },
+): Promise<Account | undefined> {
+  const { rows } = await db.query<{
+    id: string;
+    password_hash: string;
+    known_device: boolean;
+    known_address: boolean;
+  }>(selectAccount, [email, client.deviceTokenHash, client.address]);
+  const row = rows[0];
+  return (
+    row && {
+      id: row.id,
+      passwordHash: row.password_hash,
+      knownDevice: row.known_device,
+      knownAddress: row.known_address,
+    }
+  );
+}
+
+/** Starts a session, and remembers the client (its device token and address) for the account. */
 export async function createSession(
   db: Queryable,
-  tokenHash: Buffer,
-  userId: string,
-  ttlSeconds: number,
+  session: { tokenHash: Buffer; userId: string; ttlSeconds: number },
+  client: { deviceTokenHash: Buffer; address: string },
 ): Promise<string> {
   const { rows } = await db.query<{ expires_at: Date }>(insertSession, [
-    tokenHash,
-    userId,
-    ttlSeconds,
+    session.tokenHash,
+    session.userId,
+    session.ttlSeconds,
+    client.deviceTokenHash,
+    client.address,
   ]);
   return rows[0]!.expires_at.toISOString();
 }
@@ -207,5 +256,6 @@ export async function removeUser(
   await tx.query(deleteTasksOfUser, [userId]);
   await tx.query(deleteTombstonesOfUser, [userId]);
   await tx.query(deleteChangeCounter, [userId]);
+  await tx.query(deleteKnownClients, [userId]);
   return (await tx.query(deleteUser, [userId, expected])).rowCount === 1;
 }

@@ -1,8 +1,11 @@
 import { z } from 'zod';
+import { rateLimitHeaderSpecs } from '../http/openapi.ts';
+import { rateLimitHeaders } from '../http/problems.ts';
 import { routesFor, type Authenticate } from '../http/routes.ts';
 import {
   accountDeletionSchema,
   credentialsSchema,
+  loginSchema,
   passwordChangeSchema,
   registrationSchema,
   sessionListSchema,
@@ -22,6 +25,8 @@ export function bearerAuthenticator(auth: AuthService): Authenticate {
 }
 
 const route = routesFor<AuthDeps>();
+// An email (254), a password (200 characters, 6 bytes each at worst when escaped) and a token.
+const credentialsLimit = 4 * 1024;
 const sessionParams = z.object({ id: z.uuid() });
 
 export const authRoutes = [
@@ -32,12 +37,19 @@ export const authRoutes = [
     summary: 'Create an account and a session',
     tags: ['auth'],
     body: credentialsSchema,
-    responses: { 201: { description: 'Account created', body: registrationSchema } },
+    bodyLimit: credentialsLimit,
+    responses: {
+      201: {
+        description: 'Account created',
+        body: registrationSchema,
+        headers: rateLimitHeaderSpecs,
+      },
+    },
     problems: ['conflict', 'rate-limited'],
-    handler: async ({ body, ip }, { auth }) => ({
-      status: 201,
-      body: await auth.register(body, ip),
-    }),
+    handler: async ({ body, ip }, { auth }) => {
+      const { rateLimit, ...registration } = await auth.register(body, { ip });
+      return { status: 201, headers: rateLimitHeaders(rateLimit), body: registration };
+    },
   }),
   route({
     method: 'post',
@@ -46,10 +58,20 @@ export const authRoutes = [
     summary: 'Start a session',
     description: 'A wrong email and a wrong password get the same 401.',
     tags: ['auth'],
-    body: credentialsSchema,
-    responses: { 200: { description: 'Session started', body: sessionSchema } },
+    body: loginSchema,
+    bodyLimit: credentialsLimit,
+    responses: {
+      200: {
+        description: 'Session started',
+        body: sessionSchema,
+        headers: rateLimitHeaderSpecs,
+      },
+    },
     problems: ['unauthorized', 'rate-limited'],
-    handler: async ({ body, ip }, { auth }) => ({ status: 200, body: await auth.login(body, ip) }),
+    handler: async ({ body, ip }, { auth }) => {
+      const { rateLimit, ...session } = await auth.login(body, { ip });
+      return { status: 200, headers: rateLimitHeaders(rateLimit), body: session };
+    },
   }),
   route({
     method: 'post',
@@ -93,16 +115,18 @@ export const authRoutes = [
     operationId: 'deleteAccount',
     summary: 'Delete the account and everything of it',
     description:
-      'Tasks, deleted-task records, sessions and idempotency records go in one transaction; ' +
-      'every token of the account stops working at once. Attempts are throttled like logins.',
+      'Tasks, deleted-task records, sessions, known devices and idempotency records go in one ' +
+      'transaction; every token of the account stops working at once. Password checks are ' +
+      'throttled per session and per account.',
     tags: ['auth'],
     auth: true,
     body: accountDeletionSchema,
-    responses: { 204: { description: 'Account deleted' } },
+    bodyLimit: credentialsLimit,
+    responses: { 204: { description: 'Account deleted', headers: rateLimitHeaderSpecs } },
     problems: ['wrong-password', 'rate-limited'],
-    handler: async ({ caller, body, ip }, { auth }) => {
-      await auth.deleteAccount(caller, body.currentPassword, ip);
-      return { status: 204 };
+    handler: async ({ caller, body }, { auth }) => {
+      const { rateLimit } = await auth.deleteAccount(caller, body.currentPassword);
+      return { status: 204, headers: rateLimitHeaders(rateLimit) };
     },
   }),
   route({
@@ -110,15 +134,17 @@ export const authRoutes = [
     path: '/api/v1/me/password',
     operationId: 'changePassword',
     summary: 'Change the password; every other session ends',
-    description: 'The session that asks stays. Attempts are throttled like logins.',
+    description:
+      'The session that asks stays. Password checks are throttled per session and per account.',
     tags: ['auth'],
     auth: true,
     body: passwordChangeSchema,
-    responses: { 204: { description: 'Password changed' } },
+    bodyLimit: credentialsLimit,
+    responses: { 204: { description: 'Password changed', headers: rateLimitHeaderSpecs } },
     problems: ['wrong-password', 'rate-limited'],
-    handler: async ({ caller, body, ip }, { auth }) => {
-      await auth.changePassword(caller, body, ip);
-      return { status: 204 };
+    handler: async ({ caller, body }, { auth }) => {
+      const { rateLimit } = await auth.changePassword(caller, body);
+      return { status: 204, headers: rateLimitHeaders(rateLimit) };
     },
   }),
   route({
@@ -131,7 +157,6 @@ export const authRoutes = [
     responses: { 200: { description: 'The sessions', body: sessionListSchema } },
     handler: async ({ caller }, { auth }) => ({
       status: 200,
-      headers: { 'Cache-Control': 'no-store' },
       body: { items: await auth.listSessions(caller) },
     }),
   }),

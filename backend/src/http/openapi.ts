@@ -54,9 +54,21 @@ const headerObject = (spec: HeaderSpec): Json => ({
   schema: spec.schema ? inline(spec.schema) : { type: 'string' },
 });
 
+export const rateLimitHeaderSpecs: Record<'RateLimit-Policy' | 'RateLimit', HeaderSpec> = {
+  'RateLimit-Policy': {
+    description:
+      'The limit (IETF draft-ietf-httpapi-ratelimit-headers), e.g. `"auth";q=10;w=60`: 10 requests per 60 s',
+  },
+  RateLimit: {
+    description: 'Where the client stands, e.g. `"auth";r=3;t=42`: 3 left, the window ends in 42 s',
+  },
+};
+
 const problemHeaderSpecs: Record<string, HeaderSpec> = {
+  'Cache-Control': { description: 'Always `no-store`' },
   'WWW-Authenticate': { description: 'Always `Bearer realm="api"`' },
   'Retry-After': { description: 'Seconds to wait before retrying', schema: z.int().min(0) },
+  ...rateLimitHeaderSpecs,
 };
 
 /** The problem answers of one status: their types, and the headers they always carry. */
@@ -111,14 +123,14 @@ function parameters(spec: AnyRoute<never>): Json[] {
 function operation(spec: AnyRoute<never>): Json {
   const where = `${spec.method.toUpperCase()} ${spec.path}`;
   const responses: Record<string, Json> = {};
+  const cacheControl: HeaderSpec = { description: `Always \`${spec.cache ?? 'no-store'}\`` };
   for (const [status, response] of Object.entries(spec.responses)) {
+    const headers = { 'Cache-Control': cacheControl, ...response.headers };
     responses[status] = {
       description: response.description,
-      ...(response.headers && {
-        headers: Object.fromEntries(
-          Object.entries(response.headers).map(([name, h]) => [name, headerObject(h)]),
-        ),
-      }),
+      headers: Object.fromEntries(
+        Object.entries(headers).map(([name, h]) => [name, headerObject(h)]),
+      ),
       ...(response.body && {
         content: { 'application/json': { schema: ref(response.body, `${where} → ${status}`) } },
       }),

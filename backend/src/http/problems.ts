@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { z } from 'zod';
 import { pgErrorCode } from '../db.ts';
 import { AppError, type ErrorCode, type FieldProblem } from '../errors.ts';
+import type { RateLimitState } from '../rate-limit/service.ts';
 
 /**
  * The catalogue of problem types: every error code the application raises, with the HTTP status
@@ -69,11 +70,24 @@ export const problemSchema = z
 
 /** Response headers a problem of this code always carries. */
 export function problemHeaders(code: ErrorCode): readonly string[] {
-  if (code === 'unauthorized') return ['WWW-Authenticate'];
-  if (code === 'rate-limited' || code === 'database-unavailable' || code === 'database-timeout') {
-    return ['Retry-After'];
+  const always = ['Cache-Control'];
+  if (code === 'unauthorized') return [...always, 'WWW-Authenticate'];
+  if (code === 'rate-limited') return [...always, 'Retry-After', 'RateLimit-Policy', 'RateLimit'];
+  if (code === 'database-unavailable' || code === 'database-timeout') {
+    return [...always, 'Retry-After'];
   }
-  return [];
+  return always;
+}
+
+/**
+ * The IETF httpapi RateLimit headers (draft-ietf-httpapi-ratelimit-headers):
+ * `RateLimit-Policy: "auth";q=10;w=60` and `RateLimit: "auth";r=3;t=42`.
+ */
+export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    'RateLimit-Policy': `"${state.policy}";q=${state.limit};w=${state.windowSeconds}`,
+    RateLimit: `"${state.policy}";r=${state.remaining};t=${state.resetSeconds}`,
+  };
 }
 
 export function sendProblem(
@@ -102,9 +116,12 @@ export const routeNotFound: RequestHandler = (req) => {
 };
 
 /** Errors raised by body-parser carry a `type`; these are the client's fault. */
-const bodyParserProblems: Record<string, () => AppError> = {
-  'entity.too.large': () =>
-    new AppError('payload-too-large', 'The request body exceeds the limit of 1 MB.'),
+const bodyParserProblems: Record<string, (err: { limit?: unknown }) => AppError> = {
+  'entity.too.large': (err) =>
+    new AppError(
+      'payload-too-large',
+      `The request body exceeds this operation's limit of ${Number(err.limit)} bytes.`,
+    ),
   'entity.parse.failed': () =>
     new AppError('malformed-json', 'The request body is not valid JSON.'),
   'encoding.unsupported': () =>
@@ -119,13 +136,15 @@ const bodyParserProblems: Record<string, () => AppError> = {
 /** Whatever was thrown, as an AppError: known client errors keep their meaning, the rest is ours. */
 function asAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const { type, status, statusCode } = (typeof err === 'object' && err !== null ? err : {}) as {
+  const httpErr = (typeof err === 'object' && err !== null ? err : {}) as {
     type?: unknown;
     status?: unknown;
     statusCode?: unknown;
+    limit?: unknown;
   };
+  const { type, status, statusCode } = httpErr;
   const known = typeof type === 'string' ? bodyParserProblems[type] : undefined;
-  if (known) return known();
+  if (known) return known(httpErr);
   const httpStatus = Number(status ?? statusCode);
   if (Number.isInteger(httpStatus) && httpStatus >= 400 && httpStatus < 500) {
     // e.g. the router's 400 for a path that is not valid percent-encoding.
@@ -151,7 +170,14 @@ export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _nex
       'database refused a value that passed validation',
     );
   }
+  // A refusal is about this request at this moment: nothing may keep it.
+  res.setHeader('Cache-Control', 'no-store');
   if (problem.code === 'unauthorized') res.setHeader('WWW-Authenticate', 'Bearer realm="api"');
+  if (problem.details.rateLimit) {
+    for (const [name, value] of Object.entries(rateLimitHeaders(problem.details.rateLimit))) {
+      res.setHeader(name, value);
+    }
+  }
   if (problem.details.retryAfterSeconds !== undefined) {
     res.setHeader('Retry-After', String(problem.details.retryAfterSeconds));
   }

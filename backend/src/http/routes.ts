@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
 import type { User } from '../auth/schemas.ts';
-import { AppError, payloadTooLarge, type ErrorCode } from '../errors.ts';
+import { AppError, invalid, payloadTooLarge, type ErrorCode } from '../errors.ts';
 import { parse } from '../validation.ts';
 
 /**
@@ -14,6 +14,9 @@ import { parse } from '../validation.ts';
  */
 
 export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
+
+/** `private, no-cache`: the client may keep it, but must revalidate (with If-None-Match). */
+export type CachePolicy = 'no-store' | 'private, no-cache' | 'no-cache';
 
 /** Who is calling, for routes with `auth: true` (the auth feature's authenticator finds out). */
 export interface Caller {
@@ -97,11 +100,23 @@ export interface RouteSpec<
   readonly auth?: A;
   /** Whether the route can answer 503 because PostgreSQL is away. @default true */
   readonly database?: boolean;
+  /**
+   * Cache-Control of its answers. Most carry a user's data or tokens, which nothing between the
+   * client and us may keep (RFC 6749 §5.1 for tokens), hence the default.
+   * @default 'no-store'
+   */
+  readonly cache?: CachePolicy;
   readonly params?: P;
   readonly query?: Q;
   readonly headers?: H;
   /** The JSON request body; a route without one refuses any body. */
   readonly body?: B;
+  /**
+   * The largest body accepted, in bytes: enough for the largest valid body and no more, so that
+   * a huge invalid one is refused before any work is done on it.
+   * @default 65_536, which no route may exceed
+   */
+  readonly bodyLimit?: number;
   readonly responses: R;
   /** Problems this route raises itself, beyond those its declarations imply (see impliedProblems). */
   readonly problems?: readonly ErrorCode[];
@@ -169,18 +184,21 @@ export function routeProblems(spec: AnyRoute<never>): ErrorCode[] {
   return [...codes];
 }
 
-const bodyLimitBytes = 1024 * 1024;
+/** No operation accepts a larger body; the edge proxy refuses larger ones too (vps/Caddyfile). */
+export const defaultBodyLimit = 64 * 1024;
 
-const jsonParser = express.json({
-  limit: bodyLimitBytes,
-  // JSON text is UTF-8 (RFC 8259). Decoding invalid bytes to U+FFFD would store text the client
-  // never sent; reject the body as malformed instead.
-  verify: (_req, _res, buf) => {
-    if (!isUtf8(buf)) {
-      throw Object.assign(new Error('body is not valid UTF-8'), { type: 'entity.parse.failed' });
-    }
-  },
-});
+/** A JSON parser for bodies up to `limit` bytes. */
+const jsonParser = (limit: number) =>
+  express.json({
+    limit,
+    // JSON text is UTF-8 (RFC 8259). Decoding invalid bytes to U+FFFD would store text the client
+    // never sent; reject the body as malformed instead.
+    verify: (_req, _res, buf) => {
+      if (!isUtf8(buf)) {
+        throw Object.assign(new Error('body is not valid UTF-8'), { type: 'entity.parse.failed' });
+      }
+    },
+  });
 
 const hasBody = (req: Request): boolean =>
   req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -190,10 +208,10 @@ const hasBody = (req: Request): boolean =>
  * refuses one, a body that is not JSON gets a clear 415, and one declared too large is refused
  * before it is read (body-parser would read and discard all of it first, holding the socket).
  */
-function bodyGate(takesBody: boolean): RequestHandler {
+function bodyGate(limit: number | undefined): RequestHandler {
   return (req, res, next) => {
     if (!hasBody(req)) return next();
-    if (!takesBody) {
+    if (limit === undefined) {
       throw new AppError('validation-error', 'This operation takes no request body.', {
         errors: [{ name: '(body)', in: 'body', reason: 'must be empty' }],
       });
@@ -201,12 +219,24 @@ function bodyGate(takesBody: boolean): RequestHandler {
     if (!req.is('application/json')) {
       throw new AppError('unsupported-media-type', 'Send the body as application/json.');
     }
-    if (Number(req.headers['content-length'] ?? 0) > bodyLimitBytes) {
+    if (Number(req.headers['content-length'] ?? 0) > limit) {
       res.setHeader('Connection', 'close');
-      throw payloadTooLarge();
+      throw payloadTooLarge(limit);
     }
     next();
   };
+}
+
+/** A route that declares no query parameters refuses any, as others refuse unknown ones. */
+function noQuery(req: Request): undefined {
+  const names = Object.keys(req.query);
+  if (names.length > 0) {
+    throw invalid(
+      'This operation takes no query parameters.',
+      names.slice(0, 20).map((name) => ({ name, in: 'query', reason: 'is not a known parameter' })),
+    );
+  }
+  return undefined;
 }
 
 const callers = new WeakMap<Request, Caller>();
@@ -244,7 +274,8 @@ export function mountRoutes<Deps>(
       .map((spec) => spec.path),
   );
   const mount = (spec: AnyRoute<Deps>): void => {
-    const steps: RequestHandler[] = [bodyGate(spec.body !== undefined)];
+    const bodyLimit = spec.body ? (spec.bodyLimit ?? defaultBodyLimit) : undefined;
+    const steps: RequestHandler[] = [bodyGate(bodyLimit)];
     // Authentication runs per route rather than router.use(): a request refused with 401 is still
     // measured under its route template, not as an unmatched path; and before the body is read.
     if (spec.auth) {
@@ -253,8 +284,9 @@ export function mountRoutes<Deps>(
         next();
       });
     }
-    if (spec.body) steps.push(jsonParser);
+    if (bodyLimit !== undefined) steps.push(jsonParser(bodyLimit));
     steps.push(async (req, res) => {
+      res.setHeader('Cache-Control', spec.cache ?? 'no-store');
       const headers: Record<string, unknown> = {};
       for (const [name, header] of Object.entries(spec.headers ?? {})) {
         const value = req.get(name);
@@ -263,7 +295,7 @@ export function mountRoutes<Deps>(
       }
       const ctx = {
         params: spec.params ? parse(spec.params, req.params, 'path') : undefined,
-        query: spec.query ? parse(spec.query, req.query, 'query') : undefined,
+        query: spec.query ? parse(spec.query, req.query, 'query') : noQuery(req),
         body: spec.body ? parse(spec.body, req.body, 'body') : undefined,
         headers,
         caller: callers.get(req),

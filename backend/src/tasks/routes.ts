@@ -160,6 +160,8 @@ export const tasksRoutes = [
     summary: 'Read a task',
     tags: ['tasks'],
     auth: true,
+    // A client may keep it and revalidate with If-None-Match.
+    cache: 'private, no-cache',
     params: idParams,
     headers: {
       'If-None-Match': {
@@ -174,7 +176,7 @@ export const tasksRoutes = [
     problems: ['not-found'],
     handler: async ({ caller, params, headers }, { tasks }) => {
       const task = await tasks.get(caller.user.id, params.id);
-      const cache = { ETag: etagOf(task), 'Cache-Control': 'private, no-cache' };
+      const cache = { ETag: etagOf(task) };
       const ifNoneMatch = headers['If-None-Match'];
       // Weak comparison for If-None-Match (RFC 9110 §13.1.2).
       if (

@@ -47,6 +47,8 @@ const routes = Object.keys(doc.paths)
     template,
     pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
   }));
+/** Headers whose presence the document promises and the check holds it to. */
+const checkedHeaders = ['ETag', 'Location', 'Retry-After', 'RateLimit-Policy', 'RateLimit'];
 /** Test-only routes (ENABLE_TEST_ROUTES) are outside the API and its document. */
 const testRoutePrefix = '/api/_test/';
 
@@ -90,7 +92,12 @@ export function expectConformance(method: string, url: string, res: ApiResponse)
   const documented = operation.responses[String(res.status)];
   expect(documented, `${where} is not documented`).toBeDefined();
   for (const name of Object.keys(documented!.headers ?? {})) {
-    if (['ETag', 'Location', 'WWW-Authenticate', 'Retry-After', 'Cache-Control'].includes(name)) {
+    const always = /^Always `(.*)`$/.exec(
+      (documented!.headers![name] as { description?: string }).description ?? '',
+    )?.[1];
+    if (always !== undefined) {
+      expect(res.headers.get(name), `${where}: header ${name}`).toBe(always.replaceAll('`', ''));
+    } else if (checkedHeaders.includes(name)) {
       expect(res.headers.get(name), `${where} lacks header ${name}`).not.toBeNull();
     }
   }

@@ -203,13 +203,18 @@ export interface BackendProcess extends ServerProcess {
 export async function startBackend(
   name: string,
   env: Record<string, string>,
-  options: { entry?: keyof typeof backendEntry; readyTimeoutMs?: number } = {},
+  options: {
+    entry?: keyof typeof backendEntry;
+    /** Flags for node before the entry (`--cpu-prof`, …). */
+    nodeArgs?: readonly string[];
+    readyTimeoutMs?: number;
+  } = {},
 ): Promise<BackendProcess> {
   const port = Number(env['PORT'] ?? (await freePort()));
   const metricsPort = Number(env['METRICS_PORT'] ?? (await freePort()));
   const server = await startServer({
     name,
-    args: backendEntry[options.entry ?? 'source'],
+    args: [...(options.nodeArgs ?? []), ...backendEntry[options.entry ?? 'source']],
     env: {
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',

@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import { afterAll, beforeAll } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import type { Logger } from '../../src/logger.ts';
 import { migrate } from '../../src/migrate.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createHttpServer, createMetricsServer, listen } from '../../src/server.ts';
@@ -24,6 +25,8 @@ export interface TestAppOptions {
   readonly unmigrated?: boolean;
   /** prom-client's process and Node metrics, as main.ts has them. @default false */
   readonly defaultMetrics?: boolean;
+  /** Where the app logs. @default silent */
+  readonly logger?: Logger;
 }
 
 /**
@@ -46,7 +49,7 @@ export async function startTestApp(
     DATABASE_URL: databaseUrl,
   });
   const runtime = await createRuntime(config, {
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     collectDefaultMetrics: options.defaultMetrics ?? false,
   });
   if (!options.unmigrated) {

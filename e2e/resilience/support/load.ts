@@ -158,11 +158,6 @@ export function tally(outcomes: readonly Outcome[]): Record<string, number> {
   return counts;
 }
 
-export function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN;
-}
-
 /** One line of figures for the test log (and the README). */
 export function report(test: string, figures: Record<string, unknown>): void {
   console.log(`[resilience] ${test}: ${JSON.stringify(figures)}`);

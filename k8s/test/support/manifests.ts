@@ -1,18 +1,21 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { Yaml } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IStatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
-import { createEnvironmentApp } from '../../environment-app.ts';
+import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { ICronJob } from 'kubernetes-models/batch/v1/CronJob';
+import type { IJob } from 'kubernetes-models/batch/v1/Job';
 import {
-  resolveEnvironment,
-  type Environment,
-  type EnvironmentSettings,
-  type SynthOverrides,
-} from '../../environment.ts';
+  buildEnvironment,
+  type BuildOptions,
+  type EnvironmentOutput,
+} from '../../environment-app.ts';
+import type { Environment, EnvironmentSettings } from '../../environment.ts';
+import { backupNames } from '../../names.ts';
 import { environments } from '../../environments/index.ts';
 
 /** One synthesized object, as `kubectl apply` would read it. */
@@ -30,25 +33,60 @@ export interface KubeObject {
 
 export interface Synthesized {
   readonly env: Environment;
-  /** Every chart's YAML, in apply order: what the snapshot records. */
+  readonly output: EnvironmentOutput;
+  /** Every folder's YAML, setup first, with a header per file: what the snapshot records. */
   readonly yaml: string;
+  /** Every object of every folder. */
   readonly objects: readonly KubeObject[];
+  /** The objects of one folder ('' is the release folder). */
+  readonly folder: (path: string) => readonly KubeObject[];
+}
+
+export function parseObjects(yaml: string): KubeObject[] {
+  return parseAllDocuments(yaml)
+    .map((doc) => doc.toJS() as KubeObject | null)
+    .filter((object): object is KubeObject => object !== null);
+}
+
+/**
+ * The snapshot leaves the backup script's text out of its ConfigMap: the script has its own owner
+ * and tests (backup.test.ts checks the ConfigMap against the file byte for byte), and an edit to it
+ * should not read as a change to the manifests.
+ */
+function withoutScript(yaml: string): string {
+  const objects = parseObjects(yaml);
+  const script = objects.find(
+    (o) => o.kind === 'ConfigMap' && o.metadata.name === backupNames.scriptConfigMap,
+  ) as (KubeObject & { data: Record<string, string> }) | undefined;
+  if (!script) return yaml;
+  script.data[backupNames.scriptKey] = '<backup/backup.sh, byte for byte>';
+  return Yaml.stringify(...objects);
 }
 
 /** Synthesizes one environment in memory (nothing is written), exactly as `npm run synth` would. */
-export function synthesize(
-  settings: EnvironmentSettings,
-  overrides: SynthOverrides = {},
-): Synthesized {
-  const app = createEnvironmentApp(settings, {
-    outdir: join(tmpdir(), 'k8s-test-unused'),
-    overrides,
-  });
-  const yaml = app.synthYaml();
-  const objects = parseAllDocuments(yaml)
-    .map((doc) => doc.toJS() as KubeObject | null)
-    .filter((object): object is KubeObject => object !== null);
-  return { env: resolveEnvironment(settings, overrides), yaml, objects };
+export function synthesize(settings: EnvironmentSettings, options: BuildOptions = {}): Synthesized {
+  const output = buildEnvironment(settings, options);
+  const byFolder = new Map(
+    output.folders.map((folder) => [
+      folder.path,
+      folder.files.flatMap((file) => parseObjects(file.yaml)),
+    ]),
+  );
+  const yaml = output.folders
+    .flatMap((folder) =>
+      folder.files.map(
+        (file) =>
+          `# ${[output.env.name, folder.path, file.name].filter(Boolean).join('/')}\n${withoutScript(file.yaml)}`,
+      ),
+    )
+    .join('');
+  return {
+    env: output.env,
+    output,
+    yaml,
+    objects: [...byFolder.values()].flat(),
+    folder: (path) => byFolder.get(path) ?? [],
+  };
 }
 
 /** Every environment `npm run synth` writes, synthesized once per test file. */
@@ -73,6 +111,9 @@ export function find<T>(
 /** A workload's pod template with enough context to check and to evaluate policies against. */
 export interface PodTemplate {
   readonly owner: string;
+  readonly kind: 'Deployment' | 'StatefulSet' | 'CronJob' | 'Job' | 'Pod';
+  /** Serves traffic for as long as it runs (probes, PDB and spread apply), unlike a batch pod. */
+  readonly longRunning: boolean;
   readonly namespace: string;
   readonly replicasAtMost: number;
   readonly labels: Record<string, string>;
@@ -81,6 +122,7 @@ export interface PodTemplate {
   readonly containers: readonly IContainer[];
 }
 
+/** Every pod any object would create: workloads' templates, CronJobs' job templates, bare Pods. */
 export function podTemplates(objects: readonly KubeObject[]): PodTemplate[] {
   const hpaMax = new Map(
     ofKind<{ spec: { scaleTargetRef: { name: string }; maxReplicas: number } }>(
@@ -88,18 +130,40 @@ export function podTemplates(objects: readonly KubeObject[]): PodTemplate[] {
       'HorizontalPodAutoscaler',
     ).map((hpa) => [hpa.spec.scaleTargetRef.name, hpa.spec.maxReplicas]),
   );
-  const workloads = [
-    ...ofKind<IDeployment>(objects, 'Deployment'),
-    ...ofKind<IStatefulSet>(objects, 'StatefulSet'),
+  const templates: (readonly [
+    KubeObject,
+    PodTemplate['kind'],
+    IPodTemplateSpec | undefined,
+    number,
+  ])[] = [
+    ...ofKind<IDeployment>(objects, 'Deployment').map(
+      (d) =>
+        [
+          d,
+          'Deployment',
+          d.spec?.template,
+          hpaMax.get(d.metadata.name) ?? d.spec?.replicas ?? 1,
+        ] as const,
+    ),
+    ...ofKind<IStatefulSet>(objects, 'StatefulSet').map(
+      (s) => [s, 'StatefulSet', s.spec?.template, s.spec?.replicas ?? 1] as const,
+    ),
+    ...ofKind<ICronJob>(objects, 'CronJob').map(
+      (c) => [c, 'CronJob', c.spec?.jobTemplate.spec?.template, 1] as const,
+    ),
+    ...ofKind<IJob>(objects, 'Job').map((j) => [j, 'Job', j.spec?.template, 1] as const),
+    ...ofKind<IPod>(objects, 'Pod').map(
+      (p) => [p, 'Pod', { metadata: p.metadata, spec: p.spec }, 1] as const,
+    ),
   ];
-  return workloads.map((workload) => {
-    const template = workload.spec?.template;
-    if (!template?.spec)
-      throw new Error(`${workload.kind}/${workload.metadata.name} has no pod spec`);
+  return templates.map(([object, kind, template, replicasAtMost]) => {
+    if (!template?.spec) throw new Error(`${kind}/${object.metadata.name} has no pod spec`);
     return {
-      owner: `${workload.kind}/${workload.metadata.name}`,
-      namespace: workload.metadata.namespace ?? 'default',
-      replicasAtMost: hpaMax.get(workload.metadata.name) ?? workload.spec?.replicas ?? 1,
+      owner: `${kind}/${object.metadata.name}`,
+      kind,
+      longRunning: kind === 'Deployment' || kind === 'StatefulSet',
+      namespace: object.metadata.namespace ?? 'default',
+      replicasAtMost,
       labels: template.metadata?.labels ?? {},
       annotations: template.metadata?.annotations ?? {},
       spec: template.spec,

@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # The parts of the official postgres image's entrypoint this project depends on: create the cluster
-# on first start from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB, then run postgres as uid 999.
+# on first start from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB (or their _FILE variants),
+# then run postgres as uid 999.
 set -Eeuo pipefail
+
+# As the official image's file_env: VAR or VAR_FILE (a mounted secret), never both.
+file_env() {
+  local var="$1" file_var="${1}_FILE"
+  if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+    echo >&2 "error: both $var and $file_var are set (but are exclusive)"
+    exit 1
+  fi
+  if [ -n "${!file_var:-}" ]; then
+    export "$var"="$(< "${!file_var}")"
+    unset "$file_var"
+  fi
+}
 
 if [ "${1:0:1}" = '-' ]; then
   set -- postgres "$@"
@@ -9,6 +23,10 @@ fi
 if [ "$1" != 'postgres' ]; then
   exec "$@"
 fi
+
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER
+file_env POSTGRES_DB
 
 if [ "$(id -u)" = '0' ]; then
   # A fresh named volume belongs to root: hand it to postgres, then drop root for good.
@@ -38,6 +56,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
       --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
   fi
   for f in /docker-entrypoint-initdb.d/*; do
+    # shellcheck source=/dev/null
     case "$f" in
       *.sh) echo "running $f"; . "$f" ;;
       *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --dbname "$POSTGRES_DB" -f "$f" ;;
