@@ -148,7 +148,6 @@ export const tasksRoutes = [
       const page = await tasks.changes(userId, since, query.limit);
       return {
         status: 200,
-        headers: { 'Cache-Control': 'no-store' },
         body: { ...page, next: encodeSyncToken(userId, page.next) },
       };
     },
