@@ -59,17 +59,23 @@ interface TaskRow {
   title: string;
   notes: string;
   completed: boolean;
+  /** Selected by the statements of issue 14 on; the older ones derive it (see toTask). */
+  completed_at?: Date | null;
   due_at: Date | null;
   created_at: Date;
   updated_at: Date;
   version: number;
 }
 
+// A statement from before issue 14 selects no completed_at: the answer derives it as the backend
+// does for tasks completed before migration 0003 (their last change), so the JSON has the same
+// shape without changing the statement.
 const toTask = (row: TaskRow) => ({
   id: row.id,
   title: row.title,
   notes: row.notes,
   completed: row.completed,
+  completedAt: (row.completed_at ?? (row.completed ? row.updated_at : null))?.toISOString() ?? null,
   dueAt: row.due_at?.toISOString() ?? null,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
