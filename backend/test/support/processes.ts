@@ -57,7 +57,8 @@ export interface ServerOptions {
   keepLines?: number;
 }
 
-const clockTicksPerSecond = (() => {
+/** The unit of CPU times in /proc (`getconf CLK_TCK`, 100 on Linux in practice). */
+export const clockTicksPerSecond = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   } catch {
@@ -65,12 +66,18 @@ const clockTicksPerSecond = (() => {
   }
 })();
 
-export function procCpuMs(pid: number): number {
+/**
+ * CPU time (user + system) of a process so far, in milliseconds; with `children`, also that of
+ * its children that have exited and been waited for (a harness's pgbench runs).
+ */
+export function procCpuMs(pid: number, options: { children?: boolean } = {}): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start at field 3, "state".
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+    const own = Number(fields[11]) + Number(fields[12]);
+    const children = options.children ? Number(fields[13]) + Number(fields[14]) : 0;
+    return ((own + children) * 1000) / clockTicksPerSecond;
   } catch {
     return NaN;
   }
