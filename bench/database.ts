@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -27,6 +27,10 @@ export interface BenchDatabase {
   /** `SHOW server_version`. */
   serverVersion: string;
   fixtures: Fixture[];
+  /** The postmaster's PID: with its children, the database's CPU time (machine.ts). */
+  postgresPid: number | undefined;
+  /** Each user's change counter now (the position a sync token `next` names when caught up). */
+  syncHeads(): Promise<Map<string, number>>;
   /**
    * A login role of its own for one target (server or pgbench), so that PostgreSQL counts its
    * statements apart from everyone else's. Same rights on the data as the owner.
@@ -93,6 +97,13 @@ export async function startBenchDatabase(options: {
       database: 'bench',
       serverVersion: version.rows[0]!.server_version,
       fixtures,
+      postgresPid: await postmasterPid(path.join(dir, 'pg')),
+      async syncHeads() {
+        const { rows } = await owner.query<{ user_id: string; change_seq: string }>(
+          'SELECT user_id, change_seq FROM task_change_counters',
+        );
+        return new Map(rows.map((r) => [r.user_id, Number(r.change_seq)]));
+      },
       async role(target) {
         const name = `bench_${target.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`;
         const password = 'bench';
@@ -121,6 +132,18 @@ export async function startBenchDatabase(options: {
     await embedded.stop();
     await removeDir();
     throw error;
+  }
+}
+
+/** The first line of postmaster.pid; undefined when it cannot be read. */
+async function postmasterPid(dataDir: string): Promise<number | undefined> {
+  try {
+    const pid = Number(
+      (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0],
+    );
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -184,17 +207,26 @@ async function seed(
         `INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + interval '1 day')`,
         [tokenHash, userId],
       );
-      // Distinct created_at values keep the list order (and its index walk) realistic.
+      // Distinct created_at values keep the list order (and its index walk) realistic; a third
+      // are completed and a quarter have a due date, so answers carry both kinds of values.
       const tasks = await db.query<{ id: string }>(
-        `INSERT INTO tasks (user_id, title, notes, created_at, updated_at)
-         SELECT $1, 'Task ' || n, repeat('note ', n % 20),
+        `INSERT INTO tasks (user_id, title, notes, completed, due_at, created_at, updated_at)
+         SELECT $1, 'Task ' || n, repeat('note ', n % 20), n % 3 = 0,
+                CASE WHEN n % 4 = 0 THEN date_trunc('milliseconds', now()) + n * interval '1 hour' END,
                 date_trunc('milliseconds', now()) - n * interval '1 second',
                 date_trunc('milliseconds', now()) - n * interval '1 second'
          FROM generate_series(1, $2) AS n
+         ORDER BY n
          RETURNING id`,
         [userId, options.tasksPerUser],
       );
-      const pick = tasks.rows[Math.floor(tasks.rows.length / 2)]!;
+      // Every tenth task deleted, through the triggers, so that sync has tombstones to send.
+      const deleted = tasks.rows.filter((_, i) => (i + 1) % 10 === 0).map((row) => row.id);
+      await db.query('DELETE FROM tasks WHERE user_id = $1 AND id = ANY ($2::uuid[])', [
+        userId,
+        deleted,
+      ]);
+      const pick = tasks.rows[Math.floor(tasks.rows.length / 20) * 10 + 4]!;
       fixtures.push({ token, tokenHash, userId, taskId: pick.id });
     }
     await db.query('VACUUM ANALYZE');
