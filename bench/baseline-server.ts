@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
-import { baselineNamed, isAnswer, type Answer, type RequestValues, type Row } from './baselines.ts';
+import {
+  baselineNamed,
+  decodeSyncToken,
+  isAnswer,
+  requestHash,
+  type Answer,
+  type RequestValues,
+  type Row,
+  type Step,
+} from './baselines.ts';
 import type { ScenarioName } from './scenarios.ts';
 
 /**
@@ -43,29 +52,80 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 /** The benchmark's requests, routed as the backend routes them. */
-function route(method: string | undefined, url: URL): ScenarioName | undefined {
+function route(
+  method: string | undefined,
+  url: URL,
+  headers: http.IncomingHttpHeaders,
+  body: Record<string, unknown>,
+): ScenarioName | undefined {
+  if (method === 'GET' && url.pathname === '/api/v1/tasks/changes') {
+    return url.searchParams.has('since') ? 'sync' : 'sync-cold';
+  }
   if (method === 'GET' && url.pathname.startsWith('/api/v1/tasks/')) return 'get-by-id';
   if (method === 'GET' && url.pathname === '/api/v1/tasks') return 'list';
-  if (method === 'POST' && url.pathname === '/api/v1/tasks') return 'create';
+  if (method === 'POST' && url.pathname === '/api/v1/tasks') {
+    if (headers['idempotency-key'] !== undefined) return 'create-idempotent';
+    return body['id'] === undefined ? 'create' : 'create-with-id';
+  }
   return undefined;
 }
 
-async function requestValues(
+/** What the statements need from the request; a problem status when it cannot be had. */
+function requestValues(
   req: http.IncomingMessage,
   url: URL,
-): Promise<RequestValues | undefined> {
-  const body = req.method === 'POST' ? await readBody(req) : '';
+  body: Record<string, unknown>,
+): RequestValues | number {
   const token = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1];
-  if (!token) return undefined;
-  return {
+  if (!token) return 401;
+  const values: RequestValues = {
     tokenHash: createHash('sha256').update(token).digest(),
     taskId: url.pathname.slice('/api/v1/tasks/'.length),
     limit: Number(url.searchParams.get('limit') ?? 50),
-    title: body ? (JSON.parse(body) as { title: string }).title : '',
+    title: typeof body['title'] === 'string' ? body['title'] : '',
   };
+  const since = url.searchParams.get('since');
+  if (since !== null) {
+    const position = decodeSyncToken(since);
+    if (!position) return 400;
+    values.since = position;
+  }
+  const key = req.headers['idempotency-key'];
+  if (typeof key === 'string') values.idempotencyKey = key;
+  if (typeof body['id'] === 'string') values.newTaskId = body['id'];
+  if (req.method === 'POST') values.requestHash = requestHash(body);
+  return values;
 }
 
 let readyCheckedAt = 0;
+
+/** Runs the steps, those between BEGIN and COMMIT on one client; the last step's answer. */
+async function run(steps: readonly Step[], values: RequestValues): Promise<Answer> {
+  let tx: pg.PoolClient | undefined;
+  try {
+    for (const step of steps) {
+      if (step.sql === 'BEGIN') tx = await pool.connect();
+      const { rows } = await (tx ?? pool).query<Row>(step.sql, step.params(values));
+      if (step.sql === 'COMMIT') {
+        tx?.release();
+        tx = undefined;
+      }
+      const next = step.after(rows, values);
+      if (isAnswer(next)) return next;
+      Object.assign(values, next);
+    }
+  } finally {
+    // Answered (or failed) inside a transaction: undo it, then give the client back.
+    if (tx) {
+      const client = tx;
+      await client.query('ROLLBACK').then(
+        () => client.release(),
+        (error: unknown) => client.release(error as Error),
+      );
+    }
+  }
+  throw new Error(`${baseline.name}: the last step did not answer`);
+}
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -85,27 +145,20 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
     send(res, { status: 200, body });
     return;
   }
-  const scenario = route(req.method, url);
+  const text = req.method === 'POST' ? await readBody(req) : '';
+  const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
+  const scenario = route(req.method, url, req.headers, body);
   const steps = scenario && baseline.plans[scenario];
   if (!steps) {
     send(res, { status: 404, body: { status: 404 } });
     return;
   }
-  const values = await requestValues(req, url);
-  if (!values) {
-    send(res, { status: 401, body: { status: 401 } });
+  const values = requestValues(req, url, body);
+  if (typeof values === 'number') {
+    send(res, { status: values, body: { status: values } });
     return;
   }
-  for (const step of steps) {
-    const { rows } = await pool.query<Row>(step.sql, step.params(values));
-    const next = step.after(rows, values);
-    if (isAnswer(next)) {
-      send(res, next);
-      return;
-    }
-    Object.assign(values, next);
-  }
-  throw new Error(`${baseline.name} ${scenario}: the last step did not answer`);
+  send(res, await run(steps, values));
 }
 
 const server = http.createServer((req, res) => {

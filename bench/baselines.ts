@@ -1,5 +1,12 @@
+import { createHash } from 'node:crypto';
 import type { Fixture } from './database.ts';
-import { benchTaskTitle, listLimit, type ScenarioName } from './scenarios.ts';
+import {
+  benchTaskTitle,
+  coldSyncLimit,
+  listLimit,
+  syncLimit,
+  type ScenarioName,
+} from './scenarios.ts';
 
 /**
  * What each baseline runs for each scenario's request, declared once. The node:http + pg server
@@ -11,6 +18,15 @@ import { benchTaskTitle, listLimit, type ScenarioName } from './scenarios.ts';
  * PostgreSQL and runs pgbench on them.
  */
 
+/**
+ * A value pgbench makes afresh for every transaction, where each request needs its own (a new
+ * task id, a new idempotency key): pgbench.ts turns it into `\set` random numbers. The server
+ * always has the request's own value instead.
+ */
+export class PerTransaction {
+  constructor(readonly kind: 'uuid' | 'text') {}
+}
+
 /** What the SQL of a request needs, from the HTTP request (server) or from a fixture (pgbench). */
 export interface RequestValues {
   tokenHash: Buffer;
@@ -19,6 +35,15 @@ export interface RequestValues {
   title: string;
   /** The session's user: pgbench knows it from the fixture, the server learns it from a step. */
   userId?: string;
+  /** Where a sync starts (its token, decoded); absent for a cold start. */
+  since?: { seq: number; id?: string | undefined; user?: string };
+  /** The client's id for a new task (create-with-id). */
+  newTaskId?: string | PerTransaction;
+  idempotencyKey?: string | PerTransaction;
+  /** SHA-256 of the request, as the backend fingerprints it (create-with-id, idempotency). */
+  requestHash?: Buffer;
+  /** The task a step created, for the steps after it (stored with the idempotency key). */
+  task?: ApiTask;
 }
 
 export type Row = Record<string, unknown>;
@@ -29,7 +54,10 @@ export interface Answer {
   headers?: Record<string, string>;
 }
 
-/** One statement, so one database round trip (node-postgres sends one at a time). */
+/**
+ * One statement, so one database round trip (node-postgres sends one at a time). `BEGIN` opens a
+ * transaction: the server runs the steps up to `COMMIT` on one client.
+ */
 export interface Step {
   /** Parameterised SQL ($1, $2…), as node-postgres sends it. */
   sql: string;
@@ -67,6 +95,8 @@ interface TaskRow {
   version: number;
 }
 
+export type ApiTask = ReturnType<typeof toTask>;
+
 // A statement from before issue 14 selects no completed_at: the answer derives it as the backend
 // does for tasks completed before migration 0003 (their last change), so the JSON has the same
 // shape without changing the statement.
@@ -84,6 +114,42 @@ const toTask = (row: TaskRow) => ({
 
 const problem = (status: number): Answer => ({ status, body: { status } });
 
+// The opaque strings of the API as of a3e07cd (backend/src/tasks/cursors.ts): base64url JSON.
+const encodeOpaque = (value: unknown): string =>
+  Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A sync token's position, or undefined when it is not a well-formed token of format 1. */
+export function decodeSyncToken(
+  token: string,
+): { user: string; seq: number; id?: string } | undefined {
+  try {
+    const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    if (t['v'] !== 1 || typeof t['u'] !== 'string' || !Number.isSafeInteger(t['s']))
+      return undefined;
+    const id = typeof t['i'] === 'string' ? t['i'] : undefined;
+    return { user: t['u'], seq: t['s'] as number, ...(id !== undefined && { id }) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The request's fingerprint as the backend takes it (idempotency/service.ts, as of a3e07cd): the
+ * SHA-256 of its canonical JSON, with a client's id lower-cased.
+ */
+export function requestHash(input: Record<string, unknown>): Buffer {
+  const request = {
+    ...input,
+    ...(typeof input['id'] === 'string' && { id: input['id'].toLowerCase() }),
+  };
+  return createHash('sha256')
+    .update(JSON.stringify(request, Object.keys(request).sort()))
+    .digest();
+}
+
 const answerTask = (rows: Row[]): Answer => {
   const row = rows[0] as TaskRow | undefined;
   if (!row) return problem(404);
@@ -96,24 +162,74 @@ const answerTask = (rows: Row[]): Answer => {
 };
 
 /** One row past the limit tells whether there is a next page, as the backend asks for. */
-const answerPage = (rows: Row[], v: RequestValues): Answer => ({
-  status: 200,
-  body: { items: (rows as unknown as TaskRow[]).slice(0, v.limit).map(toTask), nextCursor: null },
-});
-
-const answerCreated = (rows: Row[]): Answer => {
-  const task = toTask(rows[0] as unknown as TaskRow);
+const answerPage = (rows: Row[], v: RequestValues): Answer => {
+  const items = (rows as unknown as TaskRow[]).slice(0, v.limit).map(toTask);
+  const last = items.at(-1);
+  const more = rows.length > v.limit && last;
   return {
-    status: 201,
-    body: task,
-    headers: { Location: `/api/v1/tasks/${task.id}`, ETag: `"${task.version}"` },
+    status: 200,
+    body: {
+      items,
+      nextCursor: more ? encodeOpaque({ s: 'createdAt', t: last.createdAt, i: last.id }) : null,
+    },
   };
 };
 
-// ---- the two-query baseline: the backend's SQL as of issue 15's start --------------------------
-// (backend/src/auth/repository.ts and backend/src/tasks/repository.ts). Copied, not imported, so
-// that it stays the same when the backend changes; the table's "same statements as backend"
-// column says, from PostgreSQL's queryids, whether it still matches.
+const answerCreated = (task: ApiTask): Answer => ({
+  status: 201,
+  body: task,
+  headers: { Location: `/api/v1/tasks/${task.id}`, ETag: `"${task.version}"` },
+});
+
+/** The first row's task, kept for the steps after it; a 409 when there is none (see below). */
+const keepTask = (rows: Row[]): Answer | Partial<RequestValues> =>
+  rows[0] ? { task: toTask(rows[0] as unknown as TaskRow) } : problem(409);
+
+/**
+ * The sync's answer, as tasks/service.ts (a3e07cd) makes it from the change log: 410 for a token
+ * past the head or before the purge horizon, then the page in counter order and where the next
+ * sync starts.
+ */
+const answerChanges = (rows: Row[], v: RequestValues): Answer => {
+  type ChangeRow = TaskRow & {
+    head: string;
+    purged: string;
+    seq: string | null;
+    deleted_at: Date | null;
+  };
+  const all = rows as unknown as ChangeRow[];
+  const first = all[0];
+  if (!first) return problem(401);
+  // Another user's token (the backend's decoder refuses it the same way).
+  if (v.since?.user !== undefined && v.since.user !== v.userId) return problem(400);
+  const head = Number(first.head);
+  if (v.since && (v.since.seq > head || v.since.seq < Number(first.purged))) return problem(410);
+  const entries = all
+    .filter((row) => row.seq !== null)
+    .sort((a, b) => Number(a.seq) - Number(b.seq) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const page = entries.slice(0, v.limit);
+  const hasMore = entries.length > v.limit;
+  const last = page.at(-1);
+  const next = hasMore && last ? { s: Number(last.seq), i: last.id } : { s: head };
+  return {
+    status: 200,
+    body: {
+      changes: page.filter((e) => !e.deleted_at).map(toTask),
+      deleted: page.flatMap((e) =>
+        e.deleted_at ? [{ id: e.id, deletedAt: e.deleted_at.toISOString() }] : [],
+      ),
+      next: encodeOpaque({ v: 1, u: v.userId, ...next }),
+      hasMore,
+    },
+  };
+};
+
+// ---- the two-query baseline -------------------------------------------------------------------
+// Copied, not imported, so that it stays the same when the backend changes; the table's "same
+// statements as backend" column says, from PostgreSQL's queryids, whether it still matches.
+//
+// get-by-id, list, create: the backend's SQL as of issue 15's start (backend/src/auth/repository.ts
+// and backend/src/tasks/repository.ts then): the session lookup, then the task query.
 
 const columns = 'id, title, notes, completed, due_at, created_at, updated_at, version';
 
@@ -128,6 +244,87 @@ const sessionLookup: Step = {
     return typeof id === 'string' ? { userId: id } : problem(401);
   },
 };
+
+// sync, sync-cold, create-idempotent, create-with-id: scenarios added after issue 14 landed, so
+// the backend's statements on main at a3e07cd (auth/repository.ts, tasks/repository.ts,
+// idempotency/repository.ts, db.ts's withTransaction): its session lookup of then, which slides
+// sessions, then the work, with the backend's default lifetimes (AUTH_TOKEN_TTL_SECONDS,
+// AUTH_SESSION_MAX_LIFETIME_SECONDS).
+
+const tokenTtlSeconds = 30 * 24 * 3600;
+const sessionMaxSeconds = 365 * 24 * 3600;
+
+const slidingSessionLookup: Step = {
+  sql: `
+  WITH found AS (
+    SELECT u.id, u.email, u.created_at
+    FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = $1 AND s.expires_at > now()
+      AND s.created_at > now() - make_interval(secs => $3)
+  ), touched AS (
+    UPDATE sessions s
+    SET last_used_at = now(),
+        expires_at = CASE WHEN s.expires_at < now() + make_interval(secs => $2) / 3
+                     THEN LEAST(now() + make_interval(secs => $2),
+                                s.created_at + make_interval(secs => $3))
+                     ELSE s.expires_at END
+    WHERE s.token_hash = $1 AND EXISTS (SELECT 1 FROM found)
+      AND (COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
+           OR (s.expires_at < now() + make_interval(secs => $2) / 3
+               AND s.expires_at < s.created_at + make_interval(secs => $3)))
+  )
+  SELECT id, email, created_at FROM found`,
+  params: (v) => [v.tokenHash, tokenTtlSeconds, sessionMaxSeconds],
+  after: sessionLookup.after,
+};
+
+const completedAt = 'COALESCE(completed_at, CASE WHEN completed THEN updated_at END)';
+const columnsA3e07cd = `id, title, notes, completed, ${completedAt} AS completed_at, due_at, created_at,
+  updated_at, version`;
+const newRow = `
+  SELECT COALESCE($6::uuid, gen_random_uuid()), $1, $2, COALESCE($3, ''), COALESCE($4, false),
+         $5, now.t, now.t, $7
+  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now`;
+const insertColumns = `id, user_id, title, notes, completed, due_at, created_at, updated_at,
+  create_fingerprint`;
+const afterAllIds = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
+
+const syncSteps: readonly Step[] = [
+  slidingSessionLookup,
+  {
+    sql: `
+  SELECT COALESCE(c.change_seq, 0) AS head, COALESCE(c.purged_change_seq, 0) AS purged, e.*
+  FROM users u
+  LEFT JOIN task_change_counters c ON c.user_id = u.id
+  LEFT JOIN LATERAL (
+    (SELECT t.change_seq AS seq, NULL::timestamptz AS deleted_at, ${columnsA3e07cd}
+     FROM tasks t
+     WHERE t.user_id = u.id AND (t.change_seq, t.id) > ($2::bigint, $3::uuid)
+     ORDER BY t.change_seq, t.id LIMIT $4)
+    UNION ALL
+    (SELECT d.change_seq, d.deleted_at, d.task_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+     FROM task_tombstones d
+     WHERE $5 AND d.user_id = u.id AND (d.change_seq, d.task_id) > ($2::bigint, $3::uuid)
+     ORDER BY d.change_seq, d.task_id LIMIT $4)
+    ORDER BY seq, id LIMIT $4
+  ) e ON true
+  WHERE u.id = $1`,
+    params: (v) => [
+      v.userId,
+      v.since?.seq ?? -1,
+      v.since?.id ?? afterAllIds,
+      v.limit + 1,
+      v.since !== undefined,
+    ],
+    after: answerChanges,
+  },
+];
+
+/** A new task without a client id, as every create inserts it. */
+const insertTaskParams = (v: RequestValues) => [v.userId, v.title, null, null, null, null, null];
+const insertTask = `INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${columnsA3e07cd}`;
+
+const begin: Step = { sql: 'BEGIN', params: () => [], after: () => ({}) };
 
 export const twoQuery: Baseline = {
   name: 'two-query',
@@ -150,6 +347,8 @@ export const twoQuery: Baseline = {
         after: answerPage,
       },
     ],
+    sync: syncSteps,
+    'sync-cold': syncSteps,
     create: [
       sessionLookup,
       {
@@ -158,7 +357,57 @@ export const twoQuery: Baseline = {
   VALUES ($1, $2, COALESCE($3, ''), COALESCE($4, false), $5)
   RETURNING ${columns}`,
         params: (v) => [v.userId, v.title, null, null, null],
-        after: answerCreated,
+        after: (rows) => answerCreated(toTask(rows[0] as unknown as TaskRow)),
+      },
+    ],
+    // A transaction: claim the key, insert, store the result, commit (idempotency/service.ts).
+    // A key claimed before (never, with a fresh key per request) would be a replay or a 422 in
+    // the backend; here it is a 409, which the harness counts as a failure.
+    'create-idempotent': [
+      slidingSessionLookup,
+      begin,
+      {
+        sql: `
+  INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
+  ON CONFLICT (user_id, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, status = NULL, location = NULL, body = NULL, created_at = now()
+    WHERE idempotency_keys.created_at < now() - interval '24 hours'
+  RETURNING 1`,
+        params: (v) => [v.userId, v.idempotencyKey, v.requestHash],
+        after: (rows) => (rows.length === 1 ? {} : problem(409)),
+      },
+      { sql: insertTask, params: insertTaskParams, after: keepTask },
+      {
+        sql: `
+  UPDATE idempotency_keys SET status = 201, body = $3
+  WHERE user_id = $1 AND key = $2`,
+        params: (v) => [v.userId, v.idempotencyKey, JSON.stringify(v.task)],
+        after: () => ({}),
+      },
+      { sql: 'COMMIT', params: () => [], after: (_, v) => answerCreated(v.task!) },
+    ],
+    // One statement: the lookup of the client's id and the insert (tasks/repository.ts). An id
+    // that exists (never, with a fresh id per request) would be a replay or a 409 in the backend,
+    // after more statements; here it is a 409, which the harness counts as a failure.
+    'create-with-id': [
+      slidingSessionLookup,
+      {
+        sql: `
+  WITH existing AS (
+    SELECT ${columnsA3e07cd}, create_fingerprint FROM tasks WHERE user_id = $1 AND id = $6 FOR KEY SHARE
+  ), inserted AS (
+    INSERT INTO tasks (${insertColumns}) ${newRow} WHERE NOT EXISTS (SELECT 1 FROM existing)
+    ON CONFLICT (user_id, id) DO NOTHING
+    RETURNING ${columnsA3e07cd}, create_fingerprint
+  )
+  SELECT *, false AS existed FROM inserted
+  UNION ALL
+  SELECT *, true FROM existing`,
+        params: (v) => [v.userId, v.title, null, null, null, v.newTaskId, v.requestHash],
+        after: (rows) =>
+          rows[0] && rows[0]['existed'] === false
+            ? answerCreated(toTask(rows[0] as unknown as TaskRow))
+            : problem(409),
       },
     ],
   },
@@ -181,11 +430,45 @@ export function baselineNamed(name: string): Baseline {
   return baseline;
 }
 
-/** The values the benchmark's request for `fixture` carries, as pgbench must inline them. */
-export const fixtureValues = (fixture: Fixture): RequestValues => ({
-  tokenHash: fixture.tokenHash,
-  taskId: fixture.taskId,
-  limit: listLimit,
+const limits: Partial<Record<ScenarioName, number>> = {
+  list: listLimit,
+  sync: syncLimit,
+  'sync-cold': coldSyncLimit,
+};
+
+/** A task as a create answers it, for what pgbench stores with an idempotency key. */
+const storedTask = (fixture: Fixture): ApiTask => ({
+  id: fixture.taskId,
   title: benchTaskTitle,
-  userId: fixture.userId,
+  notes: '',
+  completed: false,
+  completedAt: null,
+  dueAt: null,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  version: 1,
 });
+
+/**
+ * The values the benchmark's request of `scenario` for `fixture` carries, as pgbench must inline
+ * them: a sync starts at the user's change counter as it was when the script was written
+ * (`heads`), and each create gets a fresh id or key per transaction.
+ */
+export function fixtureValues(
+  fixture: Fixture,
+  scenario: ScenarioName,
+  heads: ReadonlyMap<string, number> = new Map(),
+): RequestValues {
+  return {
+    tokenHash: fixture.tokenHash,
+    taskId: fixture.taskId,
+    limit: limits[scenario] ?? listLimit,
+    title: benchTaskTitle,
+    userId: fixture.userId,
+    ...(scenario === 'sync' && { since: { seq: heads.get(fixture.userId) ?? 0 } }),
+    newTaskId: new PerTransaction('uuid'),
+    idempotencyKey: new PerTransaction('text'),
+    requestHash: requestHash({ title: benchTaskTitle }),
+    task: storedTask(fixture),
+  };
+}

@@ -2,10 +2,17 @@ import autocannon from 'autocannon';
 import type { ServerProcess } from '../backend/test/support/processes.ts';
 import { percentile } from '../backend/test/support/stats.ts';
 import type { Fixture, StatementCounter, StatementCounts } from './database.ts';
-import { headersFor, type Scenario, type ScenarioName } from './scenarios.ts';
+import { cpuSnapshot, machineLoad, type MachineLoad } from './machine.ts';
+import {
+  newTargetState,
+  requestFor,
+  type Scenario,
+  type ScenarioName,
+  type TargetState,
+} from './scenarios.ts';
 
 /** One measurement of one target under one scenario. */
-export interface Measurement {
+export interface Measurement extends Partial<MachineLoad> {
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -24,6 +31,8 @@ export interface Measurement {
    * role, BEGIN and COMMIT included): with node-postgres, database round trips per request.
    */
   dbStatementsPerRequest?: number;
+  /** Entries (changes and deletions) per sync answer: near 0 when clients keep up. */
+  entriesPerAnswer?: number;
   /** The same per statement, by pg_stat_statements' queryid. */
   dbStatements?: Record<string, { query: string; perRequest: number }>;
 }
@@ -45,17 +54,25 @@ export function statementsPerRequest(
 
 /**
  * autocannon against one server for `seconds`, rotating over the fixtures (users, their tokens
- * and tasks), with the server's CPU time per request and its memory at the end.
+ * and tasks), with the server's CPU time per request, its memory at the end, and what else the
+ * machine was doing meanwhile.
  */
 export async function loadHttp(
   server: ServerProcess,
   scenario: Scenario,
   fixtures: readonly Fixture[],
-  options: { seconds: number; connections: number },
+  options: {
+    seconds: number;
+    connections: number;
+    state: TargetState;
+    /** The benchmark's PostgreSQL, whose CPU is ours, not other people's. */
+    postgresPid?: number | undefined;
+  },
 ): Promise<Measurement> {
   let next = 0;
   // autocannon's own percentiles are whole milliseconds; sub-millisecond latencies need the raw ones.
   const latencies: number[] = [];
+  const { onAnswer } = scenario;
   const instance = autocannon({
     url: server.baseUrl,
     connections: options.connections,
@@ -63,20 +80,28 @@ export async function loadHttp(
     requests: [
       {
         method: scenario.method,
-        ...(scenario.body === undefined ? {} : { body: scenario.body }),
-        setupRequest: (request) => {
+        setupRequest: (request, context) => {
           const fixture = fixtures[next++ % fixtures.length]!;
-          return {
-            ...request,
-            path: scenario.path(fixture),
-            headers: headersFor(scenario, fixture),
-          };
+          // A connection waits for each answer before its next request: the answer is this one's.
+          context['fixture'] = fixture;
+          return { ...request, ...requestFor(scenario, fixture, options.state) };
         },
+        ...(onAnswer && {
+          onResponse: (status, body, context) => {
+            if (status < 300)
+              onAnswer(context['fixture'] as Fixture, JSON.parse(body), options.state);
+          },
+        }),
       },
     ],
   });
   instance.on('response', (_client, _status, _bytes, ms) => latencies.push(ms));
-  const before = { cpuMs: server.cpuMs(), logBytes: server.stdoutBytes() };
+  const synced = { answers: options.state.syncAnswers, entries: options.state.syncEntries };
+  const before = {
+    cpuMs: server.cpuMs(),
+    logBytes: server.stdoutBytes(),
+    machine: cpuSnapshot(options.postgresPid),
+  };
   const result = await instance;
   const cpuMs = server.cpuMs() - before.cpuMs;
   const perRequest = (total: number) => total / Math.max(1, latencies.length);
@@ -90,6 +115,12 @@ export async function loadHttp(
     rssMiB: server.memory().rssMiB,
     logBytesPerRequest: perRequest(server.stdoutBytes() - before.logBytes),
     sent: result.requests.sent,
+    ...(onAnswer && {
+      entriesPerAnswer:
+        (options.state.syncEntries - synced.entries) /
+        Math.max(1, options.state.syncAnswers - synced.answers),
+    }),
+    ...machineLoad(before.machine, cpuSnapshot(options.postgresPid), cpuMs),
   };
 }
 
@@ -111,9 +142,14 @@ export interface HttpTarget {
 /** Measurements by scenario name, then by target key. */
 export type Round = Record<string, Record<string, Measurement>>;
 
+/** Starts the background writer for the scenarios that have one; returns how to stop it. */
+export type StartWriter = () => () => Promise<void>;
+
 /**
  * `rounds` rounds of every scenario on every target (warm-up, then measurement), each followed
- * by the database-only measurement (pgbench) when there is one for the scenario.
+ * by the database-only measurement (pgbench) when there is one for the scenario. Each target
+ * keeps its own state (sync tokens) for the whole run; a scenario prepares it before each
+ * measurement. A scenario with a writer has it running throughout.
  */
 export async function measureRounds(options: {
   rounds: number;
@@ -123,11 +159,14 @@ export async function measureRounds(options: {
   scenarios: readonly Scenario[];
   fixtures: readonly Fixture[];
   targets: readonly HttpTarget[];
+  postgresPid?: number | undefined;
+  startWriter?: StartWriter;
   /** Measurements of the database alone (pgbench), by target key. */
   database?: (scenario: Scenario) => Promise<[key: string, Measurement][]>;
   onMeasurement: (round: number, scenario: Scenario, key: string, m: Measurement) => void;
 }): Promise<Round[]> {
   const rounds: Round[] = [];
+  const states = new Map<string, TargetState>();
   for (let r = 0; r < options.rounds; r++) {
     const round: Round = {};
     for (const scenario of options.scenarios) {
@@ -135,26 +174,36 @@ export async function measureRounds(options: {
       const targets = options.targets.filter(
         (t) => !t.scenarios || t.scenarios.includes(scenario.name),
       );
-      // Rotate the order each round so that no target always runs first (or last) in a round.
-      const shift = r % targets.length;
-      for (const target of [...targets.slice(shift), ...targets.slice(0, shift)]) {
-        const load = (seconds: number) =>
-          loadHttp(target.server, scenario, options.fixtures, {
-            seconds,
-            connections: options.connections,
-          });
-        if (options.warmup > 0) await load(options.warmup);
-        await target.statements?.reset();
-        const m = await load(options.duration);
-        if (target.statements) {
-          Object.assign(m, statementsPerRequest(await target.statements.read(), m.sent ?? 0));
+      const stopWriter = scenario.writer ? options.startWriter?.() : undefined;
+      try {
+        // Rotate the order each round so that no target always runs first (or last) in a round.
+        const shift = r % targets.length;
+        for (const target of [...targets.slice(shift), ...targets.slice(0, shift)]) {
+          const state = states.get(target.key) ?? newTargetState();
+          states.set(target.key, state);
+          await scenario.prepare?.(target.server.baseUrl, options.fixtures, state);
+          const load = (seconds: number) =>
+            loadHttp(target.server, scenario, options.fixtures, {
+              seconds,
+              connections: options.connections,
+              state,
+              postgresPid: options.postgresPid,
+            });
+          if (options.warmup > 0) await load(options.warmup);
+          await target.statements?.reset();
+          const m = await load(options.duration);
+          if (target.statements) {
+            Object.assign(m, statementsPerRequest(await target.statements.read(), m.sent ?? 0));
+          }
+          results[target.key] = m;
+          options.onMeasurement(r, scenario, target.key, m);
         }
-        results[target.key] = m;
-        options.onMeasurement(r, scenario, target.key, m);
-      }
-      for (const [key, m] of (await options.database?.(scenario)) ?? []) {
-        results[key] = m;
-        options.onMeasurement(r, scenario, key, m);
+        for (const [key, m] of (await options.database?.(scenario)) ?? []) {
+          results[key] = m;
+          options.onMeasurement(r, scenario, key, m);
+        }
+      } finally {
+        await stopWriter?.();
       }
       round[scenario.name] = results;
     }

@@ -2,11 +2,18 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { percentile } from '../backend/test/support/stats.ts';
-import { fixtureValues, type Baseline, type Step } from './baselines.ts';
-import type { BenchDatabase, DatabaseRole, Fixture } from './database.ts';
+import {
+  fixtureValues,
+  PerTransaction,
+  type Baseline,
+  type RequestValues,
+  type Step,
+} from './baselines.ts';
+import type { BenchDatabase, DatabaseRole } from './database.ts';
+import { cpuSnapshot, machineLoad } from './machine.ts';
 import { statementsPerRequest, type Measurement } from './measure.ts';
 import type { Column } from './report.ts';
-import type { Scenario } from './scenarios.ts';
+import type { Scenario, ScenarioName } from './scenarios.ts';
 
 /**
  * pgbench runs a baseline's statements for one request (baselines.ts) as one pgbench
@@ -51,32 +58,59 @@ export function findPgbench(log: (line: string) => void): string | undefined {
   return undefined;
 }
 
-/** A parameter as an SQL literal, for a script that runs a parameterised statement's SQL. */
+/**
+ * A parameter as an SQL literal, for a script that runs a parameterised statement's SQL. pgbench
+ * takes `:name` anywhere in a command for a variable, even inside quotes, so a colon in a
+ * string (a timestamp in a stored task) is written as a Unicode escape.
+ */
 function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (Buffer.isBuffer(value)) return `'\\x${value.toString('hex')}'::bytea`;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'string') return `'${value.replaceAll("'", "''")}'`;
+  if (typeof value === 'string') {
+    const quoted = value.replaceAll("'", "''");
+    return quoted.includes(':')
+      ? `U&'${quoted.replaceAll('\\', '\\\\').replaceAll(':', '\\003A')}'`
+      : `'${quoted}'`;
+  }
+  if (value instanceof PerTransaction) {
+    // Two random 62-bit numbers per transaction (the \set lines below): 124 random bits.
+    const hex = (n: string) => `lpad(to_hex(:${n}::bigint), 16, '0')`;
+    return value.kind === 'uuid'
+      ? `(${hex('fresh_hi')} || ${hex('fresh_lo')})::uuid`
+      : `('pgbench-' || :fresh_hi::bigint || '-' || :fresh_lo::bigint)`;
+  }
   throw new Error(`no SQL literal for ${typeof value}`);
 }
 
-/** The SQL of `steps` for one fixture, parameters inlined. */
-export function pgbenchScript(steps: readonly Step[], fixture: Fixture): string {
-  const values = fixtureValues(fixture);
-  return steps
-    .map((step) => {
-      const params = step.params(values);
-      // The declared SQL has no "$" but its parameters' (no dollar quotes, no "$" in literals).
-      const sql = step.sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
-      return `${sql.trim()};\n`;
-    })
-    .join('');
+/**
+ * The SQL of `steps` for one set of request values, parameters inlined. Values that must be new
+ * in every request (task ids, idempotency keys) come from pgbench variables set afresh for each
+ * transaction.
+ */
+export function pgbenchScript(steps: readonly Step[], values: RequestValues): string {
+  let fresh = false;
+  const commands = steps.map((step) => {
+    const params = step.params(values);
+    fresh ||= params.some((p) => p instanceof PerTransaction);
+    // The declared SQL has no "$" but its parameters' (no dollar quotes, no "$" in literals).
+    const sql = step.sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+    return `${sql.trim()};\n`;
+  });
+  const setFresh = fresh
+    ? [
+        '\\set fresh_hi random(0, 4611686018427387903)\n',
+        '\\set fresh_lo random(0, 4611686018427387903)\n',
+      ]
+    : [];
+  return [...setFresh, ...commands].join('');
 }
 
 export async function runPgbench(options: {
   pgbench: string;
   db: BenchDatabase;
   steps: readonly Step[] | undefined;
+  scenario: ScenarioName;
   /** The role pgbench logs in as; its statements are counted. */
   role: DatabaseRole;
   name: string;
@@ -89,9 +123,11 @@ export async function runPgbench(options: {
   const dir = path.join(options.workDir, `pgbench-${options.name}-${Date.now()}`);
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
+  // A sync starts where each user's changes stand now (see fixtureValues).
+  const heads = await options.db.syncHeads();
   for (const [i, fixture] of options.db.fixtures.slice(0, 100).entries()) {
     const file = path.join(dir, `script-${i}.sql`);
-    await writeFile(file, pgbenchScript(steps, fixture));
+    await writeFile(file, pgbenchScript(steps, fixtureValues(fixture, options.scenario, heads)));
     files.push('-f', `${file}@1`);
   }
   const args = [
@@ -117,6 +153,7 @@ export async function runPgbench(options: {
     options.db.database,
   ];
   await options.role.statements.reset();
+  const machineBefore = cpuSnapshot(options.db.postgresPid);
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(options.pgbench, args, {
       env: { ...process.env, PGPASSWORD: options.role.password },
@@ -130,6 +167,8 @@ export async function runPgbench(options: {
       code === 0 ? resolve(text) : reject(new Error(`pgbench exited ${code}: ${text}`)),
     );
   });
+  // pgbench has exited: its CPU time is in the harness's (its waited-for children).
+  const load = machineLoad(machineBefore, cpuSnapshot(options.db.postgresPid), 0);
   // Per-transaction log lines: client_id transaction_no latency_us script_no epoch epoch_us.
   const latencies: number[] = [];
   for (const name of await readdir(dir)) {
@@ -149,6 +188,7 @@ export async function runPgbench(options: {
     requests: latencies.length,
     failures: failed ? Number(failed[1]) : 0,
     ...statementsPerRequest(await options.role.statements.read(), latencies.length),
+    ...load,
   };
 }
 
@@ -185,6 +225,7 @@ export async function pgbenchTargets(options: {
           ...options,
           role,
           steps: baseline.plans[scenario.name],
+          scenario: scenario.name,
           name: `${baseline.name}-${scenario.name}`,
         });
         if (m) measured.push([key, m]);

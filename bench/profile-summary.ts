@@ -15,9 +15,18 @@ interface ProfileNode {
 }
 interface CpuProfile {
   nodes: ProfileNode[];
+  /** Microseconds on the monotonic clock (the one process.hrtime reads, on Linux). */
   startTime: number;
   endTime: number;
   samples: number[];
+  /** Microseconds from the previous sample (the first: from startTime). */
+  timeDeltas?: number[];
+}
+
+/** A stretch of time on the monotonic clock, in microseconds: process.hrtime.bigint() / 1000n. */
+export interface ProfileWindow {
+  fromUs: number;
+  toUs: number;
 }
 
 export interface ProfileSummary {
@@ -38,11 +47,30 @@ function owner(url: string, functionName: string): string {
   return path.basename(url);
 }
 
-export function summariseProfile(profile: CpuProfile, top = 25): ProfileSummary {
-  const totalMs = (profile.endTime - profile.startTime) / 1000;
+/**
+ * Self time by package and function; with `window`, only of the samples taken in it (the
+ * measurement, without start-up and warm-up).
+ */
+export function summariseProfile(
+  profile: CpuProfile,
+  top = 25,
+  window?: ProfileWindow,
+): ProfileSummary {
+  let samples = profile.samples;
+  let totalMs = (profile.endTime - profile.startTime) / 1000;
   const sampleMs = totalMs / Math.max(1, profile.samples.length);
+  if (window) {
+    if (!profile.timeDeltas) throw new Error('the profile has no timeDeltas: cannot window it');
+    let at = profile.startTime;
+    const deltas = profile.timeDeltas;
+    samples = profile.samples.filter((_, i) => {
+      at += deltas[i] ?? 0;
+      return at >= window.fromUs && at <= window.toUs;
+    });
+    totalMs = samples.length * sampleMs;
+  }
   const hits = new Map<number, number>();
-  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  for (const id of samples) hits.set(id, (hits.get(id) ?? 0) + 1);
   const packages = new Map<string, number>();
   const functions = new Map<string, { name: string; where: string; ms: number }>();
   for (const node of profile.nodes) {
@@ -97,8 +125,11 @@ export function formatSummary(summary: ProfileSummary, requests?: number): strin
   return lines.join('\n');
 }
 
-export async function summariseProfileFile(file: string): Promise<ProfileSummary> {
-  return summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile);
+export async function summariseProfileFile(
+  file: string,
+  window?: ProfileWindow,
+): Promise<ProfileSummary> {
+  return summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile, 25, window);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -5,14 +5,16 @@ import { twoQuery } from './baselines.ts';
 import type { BenchOptions } from './cli.ts';
 import { startBenchDatabase } from './database.ts';
 import { loadHttp } from './measure.ts';
-import { formatSummary, summariseProfileFile } from './profile-summary.ts';
+import { formatSummary, summariseProfileFile, type ProfileWindow } from './profile-summary.ts';
 import { fmt } from './report.ts';
-import { scenarios } from './scenarios.ts';
+import { newTargetState, selectScenarios } from './scenarios.ts';
 import { buildBackend, startBaseline, startBenchBackend } from './servers.ts';
+import { createTaskWriter } from './writer.ts';
 
 /**
  * `npm run bench -- --profile`: CPU profiles (node --cpu-prof) of the backend and the two-query
- * baseline, one after the other, under GET-by-id, summarised per request.
+ * baseline, one after the other, under the first scenario --only names (GET-by-id by default),
+ * summarised per request.
  */
 export async function profile(
   options: BenchOptions,
@@ -20,10 +22,11 @@ export async function profile(
   log: (line: string) => void,
 ): Promise<void> {
   if (!options.source) buildBackend();
+  const scenario = selectScenarios(options.only)[0]!;
   const db = await startBenchDatabase({ users: options.users, tasksPerUser: options.tasksPerUser });
+  const writer = await createTaskWriter(db.url, db.fixtures);
   const dir = path.join(resultsDir, `profile-${Date.now()}`);
   try {
-    const scenario = scenarios[0]!;
     const rates: Record<string, number> = {};
     for (const name of ['backend', 'baseline'] as const) {
       const profileDir = path.join(dir, name);
@@ -37,20 +40,33 @@ export async function profile(
             })
           : await startBaseline(twoQuery, db.url, nodeArgs);
       let requests = 0;
+      let window: ProfileWindow | undefined;
+      const state = newTargetState();
+      const stopWriter = scenario.writer ? writer.start() : undefined;
       try {
+        // Start-up, the cold sync that brings sync tokens to the present, and the warm-up are
+        // profiled too, but left out of the summary: only the measurement's samples count.
+        await scenario.prepare?.(server.baseUrl, db.fixtures, state);
         const load = (seconds: number) =>
-          loadHttp(server, scenario, db.fixtures, { seconds, connections: options.connections });
-        if (options.warmup > 0) requests += (await load(options.warmup)).requests;
+          loadHttp(server, scenario, db.fixtures, {
+            seconds,
+            connections: options.connections,
+            state,
+          });
+        if (options.warmup > 0) await load(options.warmup);
+        const fromUs = Number(process.hrtime.bigint() / 1000n);
         const measured = await load(options.duration);
-        requests += measured.requests;
+        window = { fromUs, toUs: Number(process.hrtime.bigint() / 1000n) };
+        requests = measured.requests;
         rates[name] = measured.rps;
       } finally {
+        await stopWriter?.();
         await server.stop();
       }
       const file = (await readdir(profileDir)).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no .cpuprofile written in ${profileDir}`);
       log(`\n== ${name}: ${fmt(rates[name])} req/s under ${scenario.label}`);
-      log(formatSummary(await summariseProfileFile(path.join(profileDir, file)), requests));
+      log(formatSummary(await summariseProfileFile(path.join(profileDir, file), window), requests));
       log(
         `profile: ${path.relative(repoRoot, path.join(profileDir, file))} (Chrome DevTools → Performance)`,
       );
@@ -59,6 +75,7 @@ export async function profile(
       `\nbackend / node:http req/s while profiled: ${fmt(rates['backend']! / rates['baseline']!, 2)}`,
     );
   } finally {
+    await writer.end();
     await db.dispose();
   }
 }

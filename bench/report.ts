@@ -28,15 +28,39 @@ export function measurementLine(
 ): string {
   const http = m.cpuUsPerRequest !== undefined;
   return (
-    `round ${round + 1} ${scenario.name.padEnd(9)} ${key.padEnd(19)} ${fmt(m.rps).padStart(6)} ${http ? 'req/s ' : 'tps   '}` +
+    `round ${round + 1} ${scenario.name.padEnd(17)} ${key.padEnd(19)} ${fmt(m.rps).padStart(6)} ${http ? 'req/s ' : 'tps   '}` +
     ` p50 ${fmt(m.p50Ms, 2)} ms  p99 ${fmt(m.p99Ms, 2)} ms` +
     (http ? `  CPU ${fmt(m.cpuUsPerRequest)} µs/req` : '') +
     (m.dbStatementsPerRequest === undefined
       ? ''
       : `  DB ${fmt(m.dbStatementsPerRequest, 2)} stmt/req`) +
+    (m.entriesPerAnswer === undefined ? '' : `  ${fmt(m.entriesPerAnswer, 3)} entries/answer`) +
+    (m.otherCores === undefined ? '' : `  others ${fmt(m.otherCores, 2)} cores`) +
     (m.failures ? `  FAILURES ${m.failures}` : '')
   );
 }
+
+/**
+ * What the machine did during the run's measurements, besides the benchmark: the cores other
+ * processes kept busy (median and worst measurement) and the 1-minute load average.
+ */
+export function machineSummary(rounds: readonly Round[]) {
+  const all = rounds.flatMap((round) => Object.values(round).flatMap((m) => Object.values(m)));
+  const values = (f: (m: Measurement) => number | undefined) =>
+    all.map(f).filter((n): n is number => n !== undefined && Number.isFinite(n));
+  const others = values((m) => m.otherCores);
+  const loads = values((m) => m.loadAverage1m);
+  return {
+    otherCoresMedian: medianOf(others),
+    otherCoresMax: others.length > 0 ? Math.max(...others) : NaN,
+    loadAverage1mMedian: medianOf(loads),
+    loadAverage1mMax: loads.length > 0 ? Math.max(...loads) : NaN,
+  };
+}
+
+export const machineLine = (m: ReturnType<typeof machineSummary>, cores: number): string =>
+  `other processes during measurements: ${fmt(m.otherCoresMedian, 2)} cores median, ` +
+  `${fmt(m.otherCoresMax, 2)} at worst (of ${cores}); 1-minute load average ${fmt(m.loadAverage1mMedian, 2)} median, ${fmt(m.loadAverage1mMax, 2)} at worst`;
 
 type NumericField = {
   [K in keyof Measurement]-?: Measurement[K] extends number | undefined ? K : never;
@@ -75,6 +99,8 @@ const stats = (rounds: readonly Round[], scenario: string, key: string) => ({
   p99Ms: pick(rounds, scenario, key, 'p99Ms'),
   cpuUsPerRequest: pick(rounds, scenario, key, 'cpuUsPerRequest'),
   dbStatementsPerRequest: pick(rounds, scenario, key, 'dbStatementsPerRequest'),
+  entriesPerAnswer: pick(rounds, scenario, key, 'entriesPerAnswer'),
+  otherCores: pick(rounds, scenario, key, 'otherCores'),
 });
 
 /**
@@ -112,22 +138,47 @@ export interface Column {
 }
 
 /**
+ * A statement's identity: its text as pg_stat_statements keeps it, with every constant and
+ * parameter blanked and whitespace collapsed. Not the queryid: PostgreSQL 16 gives a named
+ * prepared statement a second queryid once its plan is invalidated and the statement analysed
+ * again (an autoanalyze of a table a write scenario fills does it; tried: the same INSERT counted
+ * under two queryids), and the text it keeps for an entry has constants in place or replaced
+ * by $n depending on which of the two created it.
+ */
+export function statementKey(query: string): string {
+  return query
+    .replace(/'(?:[^']|'')*'/g, '?')
+    .replace(/\$\d+/g, '?')
+    .replace(/\b\d+(?:\.\d+)?\b/g, '?')
+    .replace(/\b(?:true|false|null)\b/gi, '?')
+    .replace(/\s+/g, ' ')
+    .replace(/\s*([(),])\s*/g, '$1')
+    .trim();
+}
+
+/**
  * Whether two measurements ran the same statements, as many times per request, according to
- * PostgreSQL (pg_stat_statements' queryid: the same parse tree, whatever the whitespace).
- * Statements run less than once per two requests (readiness pings) do not count.
+ * PostgreSQL (pg_stat_statements, by statementKey). Statements run less than once per two
+ * requests (readiness pings) do not count.
  */
 export function sameStatements(
   a: Measurement | undefined,
   b: Measurement | undefined,
 ): boolean | undefined {
   if (!a?.dbStatements || !b?.dbStatements) return undefined;
-  const shape = (m: Record<string, { perRequest: number }>) =>
-    JSON.stringify(
-      Object.entries(m)
-        .filter(([, s]) => s.perRequest >= 0.5)
-        .map(([id, s]) => [id, Math.round(s.perRequest)])
+  const shape = (m: Record<string, { query: string; perRequest: number }>) => {
+    const byKey = new Map<string, number>();
+    for (const { query, perRequest } of Object.values(m)) {
+      const key = statementKey(query);
+      byKey.set(key, (byKey.get(key) ?? 0) + perRequest);
+    }
+    return JSON.stringify(
+      [...byKey]
+        .filter(([, n]) => n >= 0.5)
+        .map(([key, n]) => [key, Math.round(n)])
         .sort(([x], [y]) => String(x).localeCompare(String(y))),
     );
+  };
   return shape(a.dbStatements) === shape(b.dbStatements);
 }
 
@@ -202,6 +253,24 @@ export function checkStatementCounts(
   return problems;
 }
 
+/**
+ * The harness checking the sync scenario measured what it says, incremental syncs of clients
+ * that keep up: each answer carries about (changes a second per user) / (syncs a second per
+ * user) entries, a few hundredths here. Clients that lost their tokens would get ever longer
+ * answers, up to the page size.
+ */
+export function checkSyncKeptUp(rounds: readonly Round[]): string[] {
+  return rounds.flatMap((round, r) =>
+    Object.entries(round['sync'] ?? {}).flatMap(([key, m]) =>
+      m.entriesPerAnswer !== undefined && m.entriesPerAnswer > 1
+        ? [
+            `round ${r + 1} sync ${key}: ${fmt(m.entriesPerAnswer, 2)} entries per answer; the clients did not keep up`,
+          ]
+        : [],
+    ),
+  );
+}
+
 /** A Markdown table, columns padded to line up in a terminal. */
 export function markdownTable(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -265,17 +334,34 @@ export function describeMachine() {
   };
 }
 
-/** Writes the report as bench/results/bench-<date>[-smoke].json; returns the file's path. */
+/**
+ * Writes the report in `dir`: bench-<date>[-<kind>][-smoke].json, git-ignored, or with `record`
+ * recorded-<day>[-<kind>].json, which git keeps (-2, -3… for more the same day). Returns the path.
+ */
 export async function saveResults(
   dir: string,
   report: { date: string },
-  smoke: boolean,
+  options: { smoke: boolean; record: boolean; kind?: string },
 ): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const file = path.join(
-    dir,
-    `bench-${report.date.replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`,
-  );
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
-  return file;
+  const kind = options.kind ? `-${options.kind}` : '';
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  if (!options.record) {
+    const stamp = report.date.replace(/[:.]/g, '-');
+    const file = path.join(dir, `bench-${stamp}${kind}${options.smoke ? '-smoke' : ''}.json`);
+    await writeFile(file, text);
+    return file;
+  }
+  for (let n = 1; ; n++) {
+    const file = path.join(
+      dir,
+      `recorded-${report.date.slice(0, 10)}${kind}${n > 1 ? `-${n}` : ''}.json`,
+    );
+    try {
+      await writeFile(file, text, { flag: 'wx' });
+      return file;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
 }

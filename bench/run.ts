@@ -6,12 +6,16 @@ import { parseBenchArgs, type BenchOptions } from './cli.ts';
 import { startBenchDatabase } from './database.ts';
 import { measureRounds } from './measure.ts';
 import { findPgbench, pgbenchTargets } from './pgbench.ts';
+import { pipelineBench } from './pipeline.ts';
 import { profile } from './profile.ts';
 import {
   checkStatementCounts,
+  checkSyncKeptUp,
   describeMachine,
   fmt,
   loadAverage,
+  machineLine,
+  machineSummary,
   measurementLine,
   saveResults,
   summarise,
@@ -27,11 +31,13 @@ import {
   startTargets,
   type TargetSpec,
 } from './servers.ts';
+import { createTaskWriter } from './writer.ts';
 
 /**
  * `npm run bench`: the backend against its baselines, side by side in one run. This file only
  * wires: arguments (cli.ts), requests (scenarios.ts), what each baseline runs (baselines.ts),
- * processes (servers.ts), measurements (measure.ts, pgbench.ts) and output (report.ts).
+ * processes (servers.ts), the sync's background writes (writer.ts), measurements (measure.ts,
+ * pgbench.ts, machine.ts) and output (report.ts); --profile is profile.ts, --pipeline pipeline.ts.
  * See README.md (Performance and resilience) for what each column means and a recorded run.
  */
 
@@ -41,6 +47,7 @@ const log = (line: string) => console.log(line);
 async function compare(options: BenchOptions): Promise<void> {
   const started = Date.now();
   const active = selectScenarios(options.only);
+  const loadAverageAtStart = os.loadavg();
   log(`load average before: ${loadAverage()}`);
   if (!options.source) {
     log('building backend/dist (npm run build)');
@@ -48,6 +55,7 @@ async function compare(options: BenchOptions): Promise<void> {
   }
   const pgbench = findPgbench(log);
   const db = await startBenchDatabase({ users: options.users, tasksPerUser: options.tasksPerUser });
+  const writer = await createTaskWriter(db.url, db.fixtures);
   try {
     const backend =
       (name: string, env: Record<string, string> = {}) =>
@@ -97,6 +105,7 @@ async function compare(options: BenchOptions): Promise<void> {
         targets.filter((t) => !t.variant),
         active,
         db.fixtures[0]!,
+        (fixture) => writer.touch(fixture),
       );
       log(
         `PostgreSQL ${db.serverVersion}; backend from ${options.source ? 'TypeScript via tsx' : 'backend/dist (compiled)'}; ` +
@@ -108,6 +117,8 @@ async function compare(options: BenchOptions): Promise<void> {
         scenarios: active,
         fixtures: db.fixtures,
         targets,
+        postgresPid: db.postgresPid,
+        startWriter: () => writer.start(),
         ...(database && { database: database.measure }),
         onMeasurement: (round, scenario, key, m) => log(measurementLine(round, scenario, key, m)),
       });
@@ -116,7 +127,11 @@ async function compare(options: BenchOptions): Promise<void> {
       const variants = variantFigures(rounds);
       const peakRssMiB = targets[0]!.server.memory().peakMiB;
       const failures = table.reduce((sum, t) => sum + t.failures, 0);
-      const statementProblems = checkStatementCounts(rounds, active, baselines);
+      const statementProblems = [
+        ...checkStatementCounts(rounds, active, baselines),
+        ...checkSyncKeptUp(rounds),
+      ];
+      const machine = machineSummary(rounds);
       log('');
       log(
         `Medians of ${options.rounds} round(s), ${options.duration} s each, ${options.connections} connections:`,
@@ -127,6 +142,7 @@ async function compare(options: BenchOptions): Promise<void> {
       log(`peak RSS of the backend (VmHWM): ${fmt(peakRssMiB, 1)} MiB`);
       if (failures > 0) log(`WARNING: ${failures} requests failed (non-2xx, errors or timeouts)`);
       for (const problem of statementProblems) log(`CHECK FAILED: ${problem}`);
+      log(machineLine(machine, os.availableParallelism()));
       log(`load average after: ${loadAverage()}`);
 
       const report = {
@@ -140,9 +156,12 @@ async function compare(options: BenchOptions): Promise<void> {
           users: options.users,
           tasksPerUser: options.tasksPerUser,
           smoke: options.smoke,
+          scenarios: active.map((s) => s.name),
           backend: options.source ? 'tsx backend/src/main.ts' : 'node backend/dist/main.js',
         },
+        loadAverageAtStart,
         loadAverageAtEnd: os.loadavg(),
+        machine,
         table,
         ...variants,
         peakRssMiB,
@@ -151,16 +170,23 @@ async function compare(options: BenchOptions): Promise<void> {
         rounds,
         seconds: Math.round((Date.now() - started) / 1000),
       };
-      const file = await saveResults(resultsDir, report, options.smoke);
+      const file = await saveResults(resultsDir, report, options);
       log(`saved ${path.relative(repoRoot, file)} (${report.seconds} s in all)`);
       if ((failures > 0 && options.smoke) || statementProblems.length > 0) process.exitCode = 1;
     } finally {
       await stop();
     }
   } finally {
+    await writer.end();
     await db.dispose();
   }
 }
 
 const options = parseBenchArgs();
-await (options.profile ? profile(options, resultsDir, log) : compare(options));
+if (options.profile) await profile(options, resultsDir, log);
+else if (options.pipeline) await pipelineBench(options, resultsDir, log);
+else {
+  await compare(options);
+  // The smoke test keeps both harnesses working.
+  if (options.smoke) await pipelineBench(options, resultsDir, log);
+}
