@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
@@ -13,7 +14,7 @@ import {
 import { problemHandler, routeNotFound } from '../backend/src/http/problems.ts';
 import { mountRoutes, routesFor } from '../backend/src/http/routes.ts';
 import { Lifecycle } from '../backend/src/lifecycle.ts';
-import { createLogger } from '../backend/src/logger.ts';
+import { createLogger, type Logger } from '../backend/src/logger.ts';
 import { createMetrics } from '../backend/src/metrics.ts';
 import { taskIdSchema, taskSchema } from '../backend/src/tasks/schemas.ts';
 import { parse } from '../backend/src/validation.ts';
@@ -105,6 +106,47 @@ function routeTable() {
   );
 }
 
+/**
+ * For comparison: requestLog's line (same fields, same level policy) written directly when the
+ * answer is finished, without pino-http, whose child logger per request serializes the request
+ * (every header first) whether or not a line is written. `req.log` is made only when used.
+ */
+function directRequestLog(logger: Logger): RequestHandler {
+  const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
+  return (req, res, next) => {
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && saneRequestId.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', id);
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', { get: () => (child ??= logger.child({ reqId: id })) });
+    const started = Date.now();
+    const done = () => {
+      res.off('finish', done);
+      res.off('close', done);
+      const status = res.statusCode;
+      const level = status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';
+      logger[level](
+        {
+          req: {
+            id,
+            method: req.method,
+            url: loggableUrl(req.originalUrl),
+            remoteAddress: req.socket.remoteAddress,
+          },
+          res: { statusCode: status },
+          responseTime: Date.now() - started,
+        },
+        'request completed',
+      );
+    };
+    if (!req.url.startsWith('/api/health')) {
+      res.on('finish', done);
+      res.on('close', done);
+    }
+    next();
+  };
+}
+
 const info = () => createLogger('info');
 const served = () => new Lifecycle({ migrated: true });
 
@@ -124,6 +166,11 @@ export const pipelinePieces: readonly PipelinePiece[] = [
     },
   },
   { name: 'express', label: 'bare Express 5, one app.get route', build: () => plain() },
+  {
+    name: 'empty-middleware',
+    label: 'one middleware that only calls next(): what being a step costs',
+    build: () => plain((_req, _res, next) => next()),
+  },
   {
     name: 'metrics',
     label: 'metrics middleware (request histogram and in-flight gauge)',
@@ -156,6 +203,13 @@ export const pipelinePieces: readonly PipelinePiece[] = [
     label: 'requestLog at warn: request id and child logger, no line written',
     build: () => plain(requestLog(createLogger('warn'), loggableUrl)),
     sets: 'x-request-id',
+  },
+  {
+    name: 'request-log-direct',
+    label: 'for comparison: the same line written on finish, no pino-http',
+    build: () => plain(directRequestLog(info())),
+    sets: 'x-request-id',
+    logs: true,
   },
   {
     name: 'pino-http-defaults',

@@ -7,7 +7,7 @@ import { waitFor } from '../backend/test/support/wait.ts';
 import type { BenchOptions } from './cli.ts';
 import type { Fixture } from './database.ts';
 import { loadHttp, type Measurement } from './measure.ts';
-import { pipelinePath, pipelinePieces, type PipelinePiece } from './pipeline-pieces.ts';
+import { pieceNamed, pipelinePath, pipelinePieces, type PipelinePiece } from './pipeline-pieces.ts';
 import {
   describeMachine,
   fmt,
@@ -22,9 +22,11 @@ import { newTargetState, type Scenario } from './scenarios.ts';
 /**
  * `npm run bench -- --pipeline`: what each step before the route costs, on its own. Every piece
  * (bench/pipeline-pieces.ts) runs as a server of its own in front of the same trivial JSON route,
- * with no database, and all are measured in rounds, in a rotating order; a piece's cost is its
- * CPU time per request minus bare Express's in the same round (the median over rounds, with
- * the smallest and largest), which other work on the box moves far less than req/s.
+ * with no database. In each round, in a rotating order, every piece is measured right after a
+ * measurement of bare Express: a piece's cost is its CPU time per request minus that of the
+ * Express measurement just before it (the median over rounds, with the smallest and largest).
+ * Pairs, because the box drifts by a fifth over minutes (tried: the same server measured in
+ * three rounds), and CPU per request, which other work on the box moves far less than req/s.
  */
 
 /** The request, as the API's clients send it: a bearer token (which no piece here checks). */
@@ -43,7 +45,8 @@ const fixture: Fixture = {
   taskId: '',
 };
 
-type PipelineRound = Record<string, Measurement>;
+/** Per piece: its measurement, and bare Express's just before it. */
+type PipelineRound = Record<string, { piece: Measurement; express: Measurement }>;
 
 async function startPiece(piece: PipelinePiece): Promise<ServerProcess> {
   const port = await freePort();
@@ -85,28 +88,31 @@ async function checkPieces(servers: ReadonlyMap<PipelinePiece, ServerProcess>): 
 
 const medianOf = (values: number[]) => median(values.filter(Number.isFinite));
 
-/** Per piece: medians, and its cost over bare Express taken within each round. */
+/** Per piece: medians, and its cost over the bare Express measured just before it. */
 function summarise(rounds: readonly PipelineRound[]) {
+  const expressRuns = rounds.flatMap((round) => Object.values(round).map((pair) => pair.express));
   return pipelinePieces.map((piece) => {
-    const each = (f: (round: PipelineRound) => number) => rounds.map(f).filter(Number.isFinite);
-    const of = (round: PipelineRound, key: string, field: keyof Measurement) =>
-      Number(round[key]?.[field] ?? NaN);
-    const costs = each(
-      (r) => of(r, piece.name, 'cpuUsPerRequest') - of(r, 'express', 'cpuUsPerRequest'),
-    );
+    const pairs = rounds.flatMap((round) => (round[piece.name] ? [round[piece.name]!] : []));
+    const measured = piece.name === 'express' ? expressRuns : pairs.map((pair) => pair.piece);
+    const each = (f: (m: Measurement) => number | undefined) =>
+      measured.map((m) => f(m) ?? NaN).filter(Number.isFinite);
+    const costs = pairs
+      .map((pair) => (pair.piece.cpuUsPerRequest ?? NaN) - (pair.express.cpuUsPerRequest ?? NaN))
+      .filter(Number.isFinite);
     return {
       piece: piece.name,
       label: piece.label,
-      rps: medianOf(each((r) => of(r, piece.name, 'rps'))),
-      p50Ms: medianOf(each((r) => of(r, piece.name, 'p50Ms'))),
-      p99Ms: medianOf(each((r) => of(r, piece.name, 'p99Ms'))),
-      cpuUsPerRequest: medianOf(each((r) => of(r, piece.name, 'cpuUsPerRequest'))),
+      measurements: measured.length,
+      rps: medianOf(each((m) => m.rps)),
+      p50Ms: medianOf(each((m) => m.p50Ms)),
+      p99Ms: medianOf(each((m) => m.p99Ms)),
+      cpuUsPerRequest: medianOf(each((m) => m.cpuUsPerRequest)),
       cpuUsOverExpress: medianOf(costs),
       cpuUsOverExpressMin: Math.min(...costs),
       cpuUsOverExpressMax: Math.max(...costs),
-      rpsPerExpress: medianOf(each((r) => of(r, piece.name, 'rps') / of(r, 'express', 'rps'))),
-      logBytesPerRequest: medianOf(each((r) => of(r, piece.name, 'logBytesPerRequest'))),
-      failures: rounds.reduce((n, r) => n + (r[piece.name]?.failures ?? 0), 0),
+      rpsPerExpress: medianOf(pairs.map((pair) => pair.piece.rps / pair.express.rps)),
+      logBytesPerRequest: medianOf(each((m) => m.logBytesPerRequest)),
+      failures: measured.reduce((n, m) => n + m.failures, 0),
     };
   });
 }
@@ -156,8 +162,8 @@ export async function pipelineBench(
 ): Promise<void> {
   const startedAt = Date.now();
   // The smoke test only keeps it working: a moment per piece.
-  const duration = options.smoke ? 0.5 : options.duration;
-  const warmup = options.smoke ? 0.2 : options.warmup;
+  const duration = options.smoke ? 0.3 : options.duration;
+  const warmup = options.smoke ? 0 : options.warmup;
   const loadAverageAtStart = os.loadavg();
   log(`\npipeline: ${pipelinePieces.length} servers, no database; load average ${loadAverage()}`);
   const servers = new Map<PipelinePiece, ServerProcess>();
@@ -174,29 +180,44 @@ export async function pipelineBench(
       `${options.connections} connections; ${duration} s per measurement after ${warmup} s of warm-up, ${options.rounds} round(s)`,
     );
     const rounds: PipelineRound[] = [];
-    const entries = [...servers];
+    const express = servers.get(pieceNamed('express'))!;
+    const pieces = [...servers].filter(([piece]) => piece.name !== 'express');
+    const measure = async (server: ServerProcess) => {
+      const load = (seconds: number) =>
+        loadHttp(server, scenario, [fixture], {
+          seconds,
+          connections: options.connections,
+          state: newTargetState(),
+        });
+      if (warmup > 0) await load(warmup);
+      return load(duration);
+    };
     for (let r = 0; r < options.rounds; r++) {
       const round: PipelineRound = {};
-      const shift = r % entries.length;
-      for (const [piece, server] of [...entries.slice(shift), ...entries.slice(0, shift)]) {
-        const load = (seconds: number) =>
-          loadHttp(server, scenario, [fixture], {
-            seconds,
-            connections: options.connections,
-            state: newTargetState(),
-          });
-        if (warmup > 0) await load(warmup);
-        const m = await load(duration);
-        round[piece.name] = m;
+      const shift = r % pieces.length;
+      for (const [piece, server] of [...pieces.slice(shift), ...pieces.slice(0, shift)]) {
+        const pair = { express: await measure(express), piece: await measure(server) };
+        round[piece.name] = pair;
+        const { piece: m } = pair;
         log(
           `round ${r + 1} ${piece.name.padEnd(20)} ${fmt(m.rps).padStart(6)} req/s  CPU ${fmt(m.cpuUsPerRequest, 1)} µs/req` +
-            `  others ${fmt(m.otherCores, 2)} cores${m.failures ? `  FAILURES ${m.failures}` : ''}`,
+            `, bare Express just before ${fmt(pair.express.cpuUsPerRequest, 1)}` +
+            `  others ${fmt(m.otherCores, 2)} cores${m.failures + pair.express.failures ? `  FAILURES ${m.failures + pair.express.failures}` : ''}`,
         );
       }
       rounds.push(round);
     }
     const rows = summarise(rounds);
-    const machine = machineSummary(rounds.map((round) => ({ pipeline: round })));
+    const machine = machineSummary(
+      rounds.map((round) => ({
+        pipeline: Object.fromEntries(
+          Object.entries(round).flatMap(([name, pair]) => [
+            [name, pair.piece],
+            [`express before ${name}`, pair.express],
+          ]),
+        ),
+      })),
+    );
     const cost = (name: string) => rows.find((row) => row.piece === name)?.cpuUsOverExpress ?? NaN;
     const sumOfPieces = inFull.reduce((sum, name) => sum + cost(name), 0);
     const failures = rows.reduce((n, row) => n + row.failures, 0);
