@@ -74,10 +74,13 @@ function literal(value: unknown): string {
       : `'${quoted}'`;
   }
   if (value instanceof PerTransaction) {
-    // Two random 62-bit numbers per transaction (the \set lines below): 124 random bits.
+    // Two random 62-bit numbers per transaction (the \set lines below). A uuid gets the version
+    // (4) and variant nibbles of a random UUID: the API refuses ids that are not RFC 9562 UUIDs,
+    // and a sync token names the last task of a page by its id.
     const hex = (n: string) => `lpad(to_hex(:${n}::bigint), 16, '0')`;
+    const digits = `${hex('fresh_hi')} || ${hex('fresh_lo')}`;
     return value.kind === 'uuid'
-      ? `(${hex('fresh_hi')} || ${hex('fresh_lo')})::uuid`
+      ? `overlay(overlay(${digits} placing '4' from 13) placing '8' from 17)::uuid`
       : `('pgbench-' || :fresh_hi::bigint || '-' || :fresh_lo::bigint)`;
   }
   throw new Error(`no SQL literal for ${typeof value}`);
