@@ -10,6 +10,7 @@ import { loadHttp, type Measurement } from './measure.ts';
 import { pieceNamed, pipelinePath, pipelinePieces, type PipelinePiece } from './pipeline-pieces.ts';
 import {
   describeMachine,
+  describeSource,
   fmt,
   loadAverage,
   machineLine,
@@ -234,6 +235,7 @@ export async function pipelineBench(
     if (failures > 0) log(`WARNING: ${failures} requests failed`);
     const report = {
       date: new Date().toISOString(),
+      source: describeSource(),
       box: describeMachine(),
       options: {
         duration,

@@ -126,6 +126,27 @@ export function variantLines(f: ReturnType<typeof variantFigures>): string[] {
   ];
 }
 
+/**
+ * Per scenario that runs SQL, the backend as deployed (named prepared statements) against the
+ * backend with DATABASE_PREPARED_STATEMENTS=false, within each round.
+ */
+export function preparedStatementFigures(rounds: readonly Round[], scenarios: readonly Scenario[]) {
+  return scenarios
+    .filter((s) => rounds.some((round) => round[s.name]?.['backend-unprepared']))
+    .map((s) => ({
+      scenario: s.name,
+      rpsRatio: ratio(rounds, s.name, 'backend', 'backend-unprepared', 'rps'),
+      cpuRatio: ratio(rounds, s.name, 'backend', 'backend-unprepared', 'cpuUsPerRequest'),
+    }));
+}
+
+export function preparedStatementLines(f: ReturnType<typeof preparedStatementFigures>): string[] {
+  return f.map(
+    ({ scenario, rpsRatio, cpuRatio }) =>
+      `prepared statements (${scenario}), DATABASE_PREPARED_STATEMENTS=true / false: req/s ${fmt(rpsRatio, 3)}, CPU per request ${fmt(cpuRatio, 3)}`,
+  );
+}
+
 /** What a table row of a target is called. */
 export interface Column {
   key: string;
@@ -313,6 +334,16 @@ export function summaryTable(table: readonly SummaryRow[], columns: readonly Col
         }),
     ),
   ]);
+}
+
+/** The code the run measured: the commit, and whether the working tree differed from it. */
+export function describeSource(): { commit: string; dirty: boolean } | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
+    return { commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain').length > 0 };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The machine the run was on, for the JSON record. */

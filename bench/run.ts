@@ -12,6 +12,7 @@ import {
   checkStatementCounts,
   checkSyncKeptUp,
   describeMachine,
+  describeSource,
   fmt,
   loadAverage,
   machineLine,
@@ -20,6 +21,8 @@ import {
   saveResults,
   summarise,
   summaryTable,
+  preparedStatementFigures,
+  preparedStatementLines,
   variantFigures,
   variantLines,
 } from './report.ts';
@@ -84,6 +87,17 @@ async function compare(options: BenchOptions): Promise<void> {
         scenarios: ['get-by-id'],
         variant: true,
       },
+      // Issue 15 keeps prepared statements only if they pay: the backend without them, under
+      // every scenario that runs SQL.
+      {
+        key: 'backend-unprepared',
+        label: 'backend, DATABASE_PREPARED_STATEMENTS=false',
+        start: backend('backend, DATABASE_PREPARED_STATEMENTS=false', {
+          DATABASE_PREPARED_STATEMENTS: 'false',
+        }),
+        scenarios: active.map((s) => s.name).filter((name) => name !== 'health'),
+        variant: true,
+      },
     ];
     const { targets, stop } = await startTargets(db, specs);
     try {
@@ -125,6 +139,7 @@ async function compare(options: BenchOptions): Promise<void> {
 
       const table = summarise(rounds, active, columns);
       const variants = variantFigures(rounds);
+      const prepared = preparedStatementFigures(rounds, active);
       const peakRssMiB = targets[0]!.server.memory().peakMiB;
       const failures = table.reduce((sum, t) => sum + t.failures, 0);
       const statementProblems = [
@@ -139,6 +154,7 @@ async function compare(options: BenchOptions): Promise<void> {
       for (const line of summaryTable(table, columns)) log(line);
       log('');
       for (const line of variantLines(variants)) log(line);
+      for (const line of preparedStatementLines(prepared)) log(line);
       log(`peak RSS of the backend (VmHWM): ${fmt(peakRssMiB, 1)} MiB`);
       if (failures > 0) log(`WARNING: ${failures} requests failed (non-2xx, errors or timeouts)`);
       for (const problem of statementProblems) log(`CHECK FAILED: ${problem}`);
@@ -147,6 +163,7 @@ async function compare(options: BenchOptions): Promise<void> {
 
       const report = {
         date: new Date().toISOString(),
+        source: describeSource(),
         box: { ...describeMachine(), postgres: db.serverVersion },
         options: {
           duration: options.duration,
@@ -164,6 +181,7 @@ async function compare(options: BenchOptions): Promise<void> {
         machine,
         table,
         ...variants,
+        preparedStatements: prepared,
         peakRssMiB,
         failures,
         statementProblems,
