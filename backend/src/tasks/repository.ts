@@ -274,7 +274,7 @@ function pageOrder(sort: TaskSort): (a: TaskRow, b: TaskRow) => number {
   }
   const column = sortColumns[sort];
   // Newest first, then by id, descending.
-  return (a, b) => (b[column]).getTime() - (a[column]).getTime() || byId(b, a);
+  return (a, b) => b[column].getTime() - a[column].getTime() || byId(b, a);
 }
 
 export async function list(db: Queryable, caller: Caller, options: ListOptions): Promise<Page> {
