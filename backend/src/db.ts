@@ -35,12 +35,35 @@ export interface DbOptions {
   logger: Logger;
   /** Called after every statement with its duration, for the db_query_duration_seconds histogram. */
   onQuery?: (seconds: number, ok: boolean) => void;
+  /** Called when work is run again after a deadlock or a serialization failure (SQLSTATE). */
+  onRetry?: (code: string) => void;
   /**
    * Name parameterised statements, so that each connection parses and plans them once (measured
    * in the README). Off for PgBouncer in transaction mode before 1.21, which cannot keep them.
    * @default true
    */
   preparedStatements?: boolean;
+}
+
+/**
+ * A deadlock, or a serialization failure: PostgreSQL rolled the work back, so running it again
+ * is safe; and since the other party has gone ahead by then, it almost always succeeds. Writers
+ * of one user's tasks, its account deletion and housekeeping take locks in one order
+ * (migration 0003), but a few races remain that only PostgreSQL can break.
+ */
+const retryableCodes = new Set(['40P01', '40001']);
+
+async function retryOnce<T>(work: () => Promise<T>, onRetry: (code: string) => void): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const code = pgErrorCode(err);
+    if (code === undefined || !retryableCodes.has(code)) throw err;
+    onRetry(code);
+    // A moment for the transaction that won to commit.
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    return work();
+  }
 }
 
 /** More distinct statement texts than this are sent unnamed: dynamic SQL must not grow it forever. */
@@ -181,31 +204,39 @@ export function createDb(options: DbOptions): Db {
     }
   };
 
+  const retried = (code: string) => {
+    options.logger.warn({ code }, 'deadlock or serialization failure; running the work again');
+    options.onRetry?.(code);
+  };
+
+  const transaction = async <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> => {
+    const client = await connect();
+    let broken: Error | undefined;
+    const tx = clientQueryable(client);
+    try {
+      await tx.query('BEGIN');
+      const result = await fn(tx);
+      await tx.query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await tx.query('ROLLBACK');
+      } catch (rollbackErr) {
+        // The connection itself is gone: do not hand it back to the pool.
+        broken = rollbackErr as Error;
+      }
+      throw classifyDbError(err);
+    } finally {
+      client.release(broken);
+    }
+  };
+
   return {
     query: <R extends Row>(text: string, params?: readonly unknown[]) =>
-      timed(() => pool.query<R>(statement(text, params))),
+      retryOnce(() => timed(() => pool.query<R>(statement(text, params))), retried),
 
-    async withTransaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      const client = await connect();
-      let broken: Error | undefined;
-      const tx = clientQueryable(client);
-      try {
-        await tx.query('BEGIN');
-        const result = await fn(tx);
-        await tx.query('COMMIT');
-        return result;
-      } catch (err) {
-        try {
-          await tx.query('ROLLBACK');
-        } catch (rollbackErr) {
-          // The connection itself is gone: do not hand it back to the pool.
-          broken = rollbackErr as Error;
-        }
-        throw classifyDbError(err);
-      } finally {
-        client.release(broken);
-      }
-    },
+    withTransaction: <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+      retryOnce(() => transaction(fn), retried),
 
     async withSession<T>(fn: (session: Queryable) => Promise<T>): Promise<T> {
       const client = await connect();

@@ -14,6 +14,7 @@ export interface Metrics {
   readonly httpRequestDuration: client.Histogram<'method' | 'route' | 'status_code'>;
   readonly httpRequestsInFlight: client.Gauge;
   readonly dbQueryDuration: client.Histogram<'outcome'>;
+  readonly dbRetries: client.Counter<'reason'>;
   /** Express middleware that times every request by its route template. */
   readonly middleware: RequestHandler;
   /** Registers gauges that read the pool's counts at scrape time. */
@@ -51,6 +52,13 @@ export function createMetrics(options: { version: string; collectDefaults?: bool
     registers: [registry],
   });
 
+  const dbRetries = new client.Counter({
+    name: 'db_retries_total',
+    help: 'Work run again after PostgreSQL broke a deadlock or a serialization conflict',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+
   const middleware: RequestHandler = (req, res, next) => {
     const started = process.hrtime.bigint();
     httpRequestsInFlight.inc();
@@ -79,6 +87,7 @@ export function createMetrics(options: { version: string; collectDefaults?: bool
     httpRequestDuration,
     httpRequestsInFlight,
     dbQueryDuration,
+    dbRetries,
     middleware,
     observePool(stats) {
       const gauge = (name: string, help: string, pick: (s: ReturnType<typeof stats>) => number) =>

@@ -63,6 +63,8 @@ export async function createRuntime(
     ...(metrics && {
       onQuery: (seconds: number, ok: boolean) =>
         metrics.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+      onRetry: (code: string) =>
+        metrics.dbRetries.inc({ reason: code === '40P01' ? 'deadlock' : 'serialization' }),
     }),
   });
   metrics?.observePool(() => db.poolStats());

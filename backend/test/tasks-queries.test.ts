@@ -206,7 +206,8 @@ describe('indexes', () => {
     }
   };
   const plan = async (options: ListOptions): Promise<string> => {
-    const { text, params } = listQuery('00000000-0000-4000-8000-000000000000', options);
+    const caller = { tokenHash: Buffer.alloc(32), ttlSeconds: 3600, maxSeconds: 86_400 };
+    const { text, params } = listQuery(caller, options);
     return app().db.withTransaction(async (tx) => {
       await withoutShortcuts(tx);
       const { rows } = await tx.query<{ 'QUERY PLAN': unknown }>(
@@ -241,7 +242,9 @@ describe('indexes', () => {
     const { rows } = await app().db.withTransaction(async (tx) => {
       await withoutShortcuts(tx);
       return tx.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${selectChanges}`, [
-        '00000000-0000-4000-8000-000000000000',
+        Buffer.alloc(32),
+        3600,
+        86_400,
         5,
         '00000000-0000-4000-8000-000000000000',
         101,

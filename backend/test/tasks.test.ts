@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../src/auth/tokens.ts';
 import { insert } from '../src/tasks/repository.ts';
 import type { Task } from '../src/tasks/schemas.ts';
 import { useTestApp } from './support/test-app.ts';
@@ -44,14 +45,15 @@ describe('creating and reading tasks', () => {
 
   it("when many tasks are created, then each one's updatedAt equals its createdAt exactly", async () => {
     // A millisecond boundary between two clock readings is rare per insert, so insert many.
-    const { id: userId } = await client.register();
+    const { token } = await client.register();
+    const caller = { tokenHash: hashToken(token), ttlSeconds: 3600, maxSeconds: 86_400 };
     const tasks: Task[] = [];
     for (let batch = 0; batch < 20; batch++) {
       tasks.push(
         ...(await Promise.all(
           Array.from(
             { length: 100 },
-            async () => (await insert(app().db, userId, { title: 'tick' })).task,
+            async () => (await insert(app().db, caller, { title: 'tick' })).task,
           ),
         )),
       );

@@ -1,4 +1,13 @@
 import { pgErrorCode, type Queryable } from '../db.ts';
+import {
+  callerColumns,
+  callerCte,
+  callerParams,
+  ownRows,
+  ownRowsWithoutTouch,
+  type Caller,
+  type CallerRow,
+} from './caller.ts';
 import { conflict } from '../errors.ts';
 import type { SessionInfo, User } from './schemas.ts';
 
@@ -33,50 +42,59 @@ const insertSession = `
     ON CONFLICT (user_id, address) DO UPDATE SET last_success_at = now()
   )
   SELECT expires_at FROM session`;
-// The token is looked up by its SHA-256: an attacker who can time this lookup learns nothing
-// about a valid token, so no constant-time comparison is needed here.
-//
-// One statement, and a write only when one is due: sessions slide (a token used in the last
-// third of its lifetime, $2 seconds, is extended to $2 again, never past $3 seconds from its
-// creation), and last_used_at is refreshed when it is more than an hour old. So a session costs
-// at most one write per hour, however many requests it makes. The UPDATE re-checks its WHERE on
-// the newest row version, so concurrent requests of one session do not write twice.
-const selectSessionUser = `
-  WITH found AS (
-    SELECT u.id, u.email, u.created_at
-    FROM sessions s JOIN users u ON u.id = s.user_id
-    WHERE s.token_hash = $1 AND s.expires_at > now()
-      AND s.created_at > now() - make_interval(secs => $3)
-  ), touched AS (
-    UPDATE sessions s
-    SET last_used_at = now(),
-        expires_at = CASE WHEN s.expires_at < now() + make_interval(secs => $2) / 3
-                     THEN LEAST(now() + make_interval(secs => $2),
-                                s.created_at + make_interval(secs => $3))
-                     ELSE s.expires_at END
-    WHERE s.token_hash = $1 AND EXISTS (SELECT 1 FROM found)
-      AND (COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
-           OR (s.expires_at < now() + make_interval(secs => $2) / 3
-               AND s.expires_at < s.created_at + make_interval(secs => $3)))
-  )
-  SELECT id, email, created_at FROM found`;
-const deleteSession = `DELETE FROM sessions WHERE token_hash = $1`;
-// Sessions from before migration 0003 have no id until they are first listed.
-const fillSessionIds = `
-  UPDATE sessions SET id = gen_random_uuid() WHERE user_id = $1 AND id IS NULL`;
+// The statements of authenticated requests check the caller's session themselves (auth/caller.ts):
+// $1-$3 are the caller's, their own parameters start at $4.
+const selectMe = `
+  WITH ${callerCte}
+  SELECT ${callerColumns}, u.id, u.email, u.created_at
+  FROM caller JOIN users u ON u.id = caller.user_id`;
+const deleteOwnSession = `
+  WITH ${callerCte}, gone AS (
+    DELETE FROM sessions s WHERE s.token_hash = $1 AND EXISTS (SELECT 1 FROM caller))
+  SELECT ${callerColumns} FROM caller`;
+const deleteAllSessions = `
+  WITH ${callerCte}, gone AS (
+    DELETE FROM sessions s USING caller WHERE s.user_id = caller.user_id)
+  SELECT ${callerColumns} FROM caller`;
+// Sessions from before migration 0003 have no id until they are first listed: they get one here,
+// and come out of the UPDATE (the statement's other reads do not see its writes).
 const selectSessions = `
-  SELECT id, created_at, COALESCE(last_used_at, created_at) AS last_used_at, expires_at,
-         token_hash = $2 AS current
-  FROM sessions
-  WHERE user_id = $1 AND expires_at > now() AND created_at > now() - make_interval(secs => $3)
-  ORDER BY COALESCE(last_used_at, created_at) DESC, id`;
-const deleteSessionById = `DELETE FROM sessions WHERE user_id = $1 AND id = $2`;
-const deleteSessions = `DELETE FROM sessions WHERE user_id = $1`;
-const deleteOtherSessions = `DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2`;
-const selectPasswordHash = `SELECT password_hash FROM users WHERE id = $1`;
+  WITH ${callerCte}, filled AS (
+    UPDATE sessions s SET id = gen_random_uuid()
+    FROM caller WHERE s.user_id = caller.user_id AND s.id IS NULL
+    RETURNING s.id, s.token_hash, s.created_at, s.last_used_at, s.expires_at
+  ), listed AS (
+    SELECT s.id, s.token_hash, s.created_at, s.last_used_at, s.expires_at
+    FROM sessions s JOIN caller ON s.user_id = caller.user_id
+    WHERE s.id IS NOT NULL
+    UNION ALL
+    SELECT * FROM filled
+  )
+  SELECT ${callerColumns}, l.id, l.created_at,
+         COALESCE(l.last_used_at, l.created_at) AS last_used_at, l.expires_at,
+         l.token_hash = $1 AS current
+  FROM caller LEFT JOIN listed l
+    ON l.expires_at > now() AND l.created_at > now() - make_interval(secs => $3)
+  ORDER BY COALESCE(l.last_used_at, l.created_at) DESC, l.id`;
+const deleteSessionById = `
+  WITH ${callerCte}, gone AS (
+    DELETE FROM sessions s USING caller WHERE s.user_id = caller.user_id AND s.id = $4
+    RETURNING 1)
+  SELECT ${callerColumns}, (SELECT count(*) FROM gone)::int AS removed FROM caller`;
+const selectPasswordHash = `
+  WITH ${callerCte}
+  SELECT ${callerColumns}, u.password_hash
+  FROM caller JOIN users u ON u.id = caller.user_id`;
 // Compare-and-set: a concurrent change of the password makes this one fail, not overwrite it.
+// Every other session ends in the same statement, so atomically.
 const updatePasswordHash = `
-  UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2`;
+  WITH ${callerCte}, changed AS (
+    UPDATE users u SET password_hash = $5
+    FROM caller WHERE u.id = caller.user_id AND u.password_hash = $4
+    RETURNING u.id
+  ), others AS (
+    DELETE FROM sessions s USING changed WHERE s.user_id = changed.id AND s.token_hash <> $1)
+  SELECT ${callerColumns}, (SELECT count(*) FROM changed)::int AS changed FROM caller`;
 // Marks this transaction as the one deleting the account, so the task trigger leaves no
 // tombstones (they would be deleted a moment later).
 const markAccountDeletion = `SELECT set_config('tasks.deleting_user', $1::text, true)`;
@@ -167,80 +185,94 @@ export async function createSession(
   return rows[0]!.expires_at.toISOString();
 }
 
-export async function findSessionUser(
-  db: Queryable,
-  tokenHash: Buffer,
-  lifetime: { ttlSeconds: number; maxSeconds: number },
-): Promise<User | undefined> {
-  const { rows } = await db.query<UserRow>(selectSessionUser, [
-    tokenHash,
-    lifetime.ttlSeconds,
-    lifetime.maxSeconds,
-  ]);
-  return rows[0] && toUser(rows[0]);
+/** The caller's account. */
+export async function findMe(db: Queryable, caller: Caller): Promise<User> {
+  const rows = await ownRows(
+    db,
+    caller,
+    (await db.query<UserRow & CallerRow>(selectMe, callerParams(caller))).rows,
+  );
+  return toUser(rows[0]!);
 }
 
-export async function removeSession(db: Queryable, tokenHash: Buffer): Promise<void> {
-  await db.query(deleteSession, [tokenHash]);
+/** Ends the caller's session. */
+export async function removeOwnSession(db: Queryable, caller: Caller): Promise<void> {
+  const { rows } = await db.query<CallerRow>(deleteOwnSession, callerParams(caller));
+  ownRowsWithoutTouch(rows);
 }
 
-export async function listSessions(
-  db: Queryable,
-  userId: string,
-  currentTokenHash: Buffer,
-  maxSeconds: number,
-): Promise<SessionInfo[]> {
-  await db.query(fillSessionIds, [userId]);
-  const { rows } = await db.query<{
-    id: string;
+/** Ends every session of the caller's account, the caller's included. */
+export async function removeAllSessions(db: Queryable, caller: Caller): Promise<void> {
+  const { rows } = await db.query<CallerRow>(deleteAllSessions, callerParams(caller));
+  ownRowsWithoutTouch(rows);
+}
+
+export async function listSessions(db: Queryable, caller: Caller): Promise<SessionInfo[]> {
+  type Row = CallerRow & {
+    id: string | null;
     created_at: Date;
     last_used_at: Date;
     expires_at: Date;
     current: boolean;
-  }>(selectSessions, [userId, currentTokenHash, maxSeconds]);
-  return rows.map((row) => ({
-    id: row.id,
-    createdAt: row.created_at.toISOString(),
-    lastUsedAt: row.last_used_at.toISOString(),
-    expiresAt: row.expires_at.toISOString(),
-    current: row.current,
-  }));
+  };
+  const { rows } = await db.query<Row>(selectSessions, callerParams(caller));
+  return (await ownRows(db, caller, rows)).flatMap((row) =>
+    row.id === null
+      ? []
+      : [
+          {
+            id: row.id,
+            createdAt: row.created_at.toISOString(),
+            lastUsedAt: row.last_used_at.toISOString(),
+            expiresAt: row.expires_at.toISOString(),
+            current: row.current,
+          },
+        ],
+  );
 }
 
-/** Whether the user had a session with this id. */
+/** Whether the caller's account had a session with this id (another account's is not found). */
 export async function removeSessionById(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   id: string,
 ): Promise<boolean> {
-  return (await db.query(deleteSessionById, [userId, id])).rowCount === 1;
+  const { rows } = await db.query<CallerRow & { removed: number }>(deleteSessionById, [
+    ...callerParams(caller),
+    id,
+  ]);
+  return (await ownRows(db, caller, rows))[0]!.removed === 1;
 }
 
-export async function removeSessions(db: Queryable, userId: string): Promise<void> {
-  await db.query(deleteSessions, [userId]);
-}
-
-export async function removeOtherSessions(
+/** The caller's user id and password hash. */
+export async function findPasswordHash(
   db: Queryable,
-  userId: string,
-  keepTokenHash: Buffer,
-): Promise<void> {
-  await db.query(deleteOtherSessions, [userId, keepTokenHash]);
+  caller: Caller,
+): Promise<{ userId: string; passwordHash: string }> {
+  const { rows } = await db.query<CallerRow & { password_hash: string }>(
+    selectPasswordHash,
+    callerParams(caller),
+  );
+  const row = (await ownRows(db, caller, rows))[0]!;
+  return { userId: row.caller_id, passwordHash: row.password_hash };
 }
 
-export async function findPasswordHash(db: Queryable, userId: string): Promise<string | undefined> {
-  const { rows } = await db.query<{ password_hash: string }>(selectPasswordHash, [userId]);
-  return rows[0]?.password_hash;
-}
-
-/** Whether the hash was still `expected` (and is now `replacement`). */
+/**
+ * Sets the password hash to `replacement` if it is still `expected`, and ends every session of
+ * the account but the caller's. Whether it was still `expected`.
+ */
 export async function replacePasswordHash(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   expected: string,
   replacement: string,
 ): Promise<boolean> {
-  return (await db.query(updatePasswordHash, [userId, expected, replacement])).rowCount === 1;
+  const { rows } = await db.query<CallerRow & { changed: number }>(updatePasswordHash, [
+    ...callerParams(caller),
+    expected,
+    replacement,
+  ]);
+  return ownRowsWithoutTouch(rows)[0]!.changed === 1;
 }
 
 /**

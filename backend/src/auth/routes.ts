@@ -21,7 +21,7 @@ export interface AuthDeps {
 
 /** Finds the caller of a route with `auth: true` from its `Authorization: Bearer` header. */
 export function bearerAuthenticator(auth: AuthService): Authenticate {
-  return (req) => auth.authenticate(bearerToken(req.get('authorization')));
+  return (req) => auth.caller(bearerToken(req.get('authorization')));
 }
 
 const route = routesFor<AuthDeps>();
@@ -82,7 +82,7 @@ export const authRoutes = [
     auth: true,
     responses: { 204: { description: 'Session ended' } },
     handler: async ({ caller }, { auth }) => {
-      await auth.logout(caller.tokenHash);
+      await auth.logout(caller);
       return { status: 204 };
     },
   }),
@@ -94,7 +94,7 @@ export const authRoutes = [
     tags: ['auth'],
     auth: true,
     responses: { 200: { description: 'The user', body: userSchema } },
-    handler: ({ caller }) => ({ status: 200, body: caller.user }),
+    handler: async ({ caller }, { auth }) => ({ status: 200, body: await auth.me(caller) }),
   }),
   route({
     method: 'post',

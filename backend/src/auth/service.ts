@@ -2,6 +2,7 @@ import type { Db } from '../db.ts';
 import { AppError, notFound, unauthorized } from '../errors.ts';
 import { clientAddressKey } from '../rate-limit/client-address.ts';
 import { rateLimiter, type RateLimitState } from '../rate-limit/service.ts';
+import type { Caller } from './caller.ts';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.ts';
 import * as repo from './repository.ts';
 import type { Credentials, Login, PasswordChange, SessionInfo, User } from './schemas.ts';
@@ -28,12 +29,6 @@ export interface Session {
   readonly token: string;
   readonly expiresAt: string;
   readonly deviceToken: string;
-}
-
-/** An authenticated request's user and the session it came with. */
-export interface Authenticated {
-  readonly user: User;
-  readonly tokenHash: Buffer;
 }
 
 export type AuthService = ReturnType<typeof authService>;
@@ -105,18 +100,17 @@ export function authService(db: Db, options: AuthOptions) {
    * 401: the token is fine, and a client that signs out on 401 must not do it here.
    */
   const withCurrentPassword = async <T>(
-    caller: Authenticated,
+    caller: Caller,
     password: string,
-    work: (currentHash: string) => Promise<T>,
+    work: (current: { userId: string; passwordHash: string }) => Promise<T>,
   ): Promise<T & { rateLimit: RateLimitState }> => {
+    const current = await repo.findPasswordHash(db, caller);
     const state = await limiter.consume(`session:${caller.tokenHash.toString('base64url')}`, [
-      `password-check:${caller.user.id}`,
+      `password-check:${current.userId}`,
     ]);
     return withLimit(state, async () => {
-      const hash = await repo.findPasswordHash(db, caller.user.id);
-      const valid = await verifyPassword(password, hash ?? decoyHash);
-      if (!hash || !valid) throw wrongPassword();
-      return work(hash);
+      if (!(await verifyPassword(password, current.passwordHash))) throw wrongPassword();
+      return work(current);
     });
   };
 
@@ -153,46 +147,39 @@ export function authService(db: Db, options: AuthOptions) {
       });
     },
 
-    async logout(tokenHash: Buffer): Promise<void> {
-      await repo.removeSession(db, tokenHash);
+    /**
+     * The caller of a request with this bearer token: the token's shape is checked here, the
+     * session itself by each statement the request makes (auth/caller.ts).
+     */
+    caller(token: string | undefined): Caller {
+      if (!token) throw unauthorized('Send a valid bearer token in the Authorization header.');
+      return { tokenHash: hashToken(token), ...lifetime };
     },
 
-    /** The user a bearer token belongs to; unauthorized when it is invalid, expired or revoked. */
-    async authenticate(token: string | undefined): Promise<Authenticated> {
-      if (!token) throw unauthorized('Send a valid bearer token in the Authorization header.');
-      const tokenHash = hashToken(token);
-      const user = await repo.findSessionUser(db, tokenHash, lifetime);
-      if (!user) throw unauthorized('The bearer token is invalid, expired or revoked.');
-      return { user, tokenHash };
-    },
+    me: (caller: Caller): Promise<User> => repo.findMe(db, caller),
+
+    logout: (caller: Caller): Promise<void> => repo.removeOwnSession(db, caller),
 
     /** Ends every session of the user, the caller's included. */
-    async logoutAll(caller: Authenticated): Promise<void> {
-      await repo.removeSessions(db, caller.user.id);
-    },
+    logoutAll: (caller: Caller): Promise<void> => repo.removeAllSessions(db, caller),
 
-    listSessions(caller: Authenticated): Promise<SessionInfo[]> {
-      return repo.listSessions(db, caller.user.id, caller.tokenHash, lifetime.maxSeconds);
-    },
+    listSessions: (caller: Caller): Promise<SessionInfo[]> => repo.listSessions(db, caller),
 
     /** Ends one of the caller's sessions; another user's is "not found", like a missing one. */
-    async revokeSession(caller: Authenticated, sessionId: string): Promise<void> {
-      if (!(await repo.removeSessionById(db, caller.user.id, sessionId))) {
+    async revokeSession(caller: Caller, sessionId: string): Promise<void> {
+      if (!(await repo.removeSessionById(db, caller, sessionId))) {
         throw notFound('There is no session with this id.');
       }
     },
 
     /** Sets a new password and ends every other session; the caller's stays. */
-    changePassword(caller: Authenticated, change: PasswordChange) {
+    changePassword(caller: Caller, change: PasswordChange) {
       return withCurrentPassword(caller, change.currentPassword, async (current) => {
         const replacement = await hashPassword(change.newPassword);
-        await db.withTransaction(async (tx) => {
-          // Changed by someone else since we checked it: the password sent is no longer current.
-          if (!(await repo.replacePasswordHash(tx, caller.user.id, current, replacement))) {
-            throw wrongPassword();
-          }
-          await repo.removeOtherSessions(tx, caller.user.id, caller.tokenHash);
-        });
+        // Changed by someone else since we checked it: the password sent is no longer current.
+        if (!(await repo.replacePasswordHash(db, caller, current.passwordHash, replacement))) {
+          throw wrongPassword();
+        }
         return {};
       });
     },
@@ -201,10 +188,12 @@ export function authService(db: Db, options: AuthOptions) {
      * Deletes the account and everything of it (tasks, tombstones, sessions, known devices,
      * idempotency records) in one transaction; its tokens stop working at once.
      */
-    deleteAccount(caller: Authenticated, currentPassword: string) {
+    deleteAccount(caller: Caller, currentPassword: string) {
       return withCurrentPassword(caller, currentPassword, async (current) => {
         await db.withTransaction(async (tx) => {
-          if (!(await repo.removeUser(tx, caller.user.id, current))) throw wrongPassword();
+          if (!(await repo.removeUser(tx, current.userId, current.passwordHash))) {
+            throw wrongPassword();
+          }
         });
         return {};
       });

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z } from 'zod';
-import type { User } from '../auth/schemas.ts';
+import type { Caller } from '../auth/caller.ts';
 import { AppError, invalid, payloadTooLarge, type ErrorCode } from '../errors.ts';
 import { parse } from '../validation.ts';
 
@@ -18,14 +18,12 @@ export type Method = 'get' | 'post' | 'patch' | 'put' | 'delete';
 /** `private, no-cache`: the client may keep it, but must revalidate (with If-None-Match). */
 export type CachePolicy = 'no-store' | 'private, no-cache' | 'no-cache';
 
-/** Who is calling, for routes with `auth: true` (the auth feature's authenticator finds out). */
-export interface Caller {
-  readonly user: User;
-  /** The SHA-256 of the bearer token: identifies the session (logout). */
-  readonly tokenHash: Buffer;
-}
-
-export type Authenticate = (req: Request) => Promise<Caller>;
+/**
+ * Who is calling, for routes with `auth: true`: the bearer token of the request, which each of
+ * the route's statements checks itself (auth/caller.ts). The authenticator only refuses a missing
+ * or malformed token, without a round trip to the database.
+ */
+export type Authenticate = (req: Request) => Caller;
 
 export interface HeaderSpec {
   readonly description: string;
@@ -279,8 +277,8 @@ export function mountRoutes<Deps>(
     // Authentication runs per route rather than router.use(): a request refused with 401 is still
     // measured under its route template, not as an unmatched path; and before the body is read.
     if (spec.auth) {
-      steps.push(async (req, _res, next) => {
-        callers.set(req, await options.authenticate(req));
+      steps.push((req, _res, next) => {
+        callers.set(req, options.authenticate(req));
         next();
       });
     }

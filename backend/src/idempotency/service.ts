@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Caller } from '../auth/caller.ts';
 import type { Db, Queryable } from '../db.ts';
 import { AppError } from '../errors.ts';
 import * as repo from './repository.ts';
@@ -10,7 +11,8 @@ import * as repo from './repository.ts';
  */
 
 export interface IdempotencyKey {
-  readonly userId: string;
+  /** Keys are the caller's user's: another user's same key is another key. */
+  readonly caller: Caller;
   readonly key: string;
   /**
    * The validated request, normalised by the caller so that equal requests are equal values (an
@@ -38,7 +40,7 @@ export async function createOnce<T>(
 ): Promise<Outcome<T>> {
   if (key === undefined) return { value: await create(db), replayed: false };
   return db.withTransaction(async (tx) => {
-    const claim = await repo.claim(tx, key.userId, key.key, fingerprint(key.request));
+    const claim = await repo.claim(tx, key.caller, key.key, fingerprint(key.request));
     if (claim.kind === 'mismatch') {
       throw new AppError(
         'idempotency-key-reused',
@@ -47,7 +49,7 @@ export async function createOnce<T>(
     }
     if (claim.kind === 'replay') return { value: claim.result as T, replayed: true };
     const value = await create(tx);
-    await repo.storeResult(tx, key.userId, key.key, value);
+    await repo.storeResult(tx, claim.userId, key.key, value);
     return { value, replayed: false };
   });
 }

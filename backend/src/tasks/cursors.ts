@@ -76,13 +76,20 @@ const syncTokenSchema = z.strictObject({
 export const encodeSyncToken = (userId: string, position: SyncPosition): string =>
   encode({ v: 1, u: userId, s: position.seq, ...(position.id && { i: position.id }) });
 
-/** The position a sync token names; a 400 when it is garbled, forged or another user's. */
-export function decodeSyncToken(token: string, userId: string): SyncPosition {
+export interface SyncToken {
+  /** The user it was issued to: the caller must be that user (see tasks/service.ts). */
+  readonly owner: string;
+  readonly position: SyncPosition;
+}
+
+export const foreignSyncToken = () =>
+  invalid('The sync token is not one this API returned to you. Omit `since` to resync.', [
+    { name: 'since', in: 'query', reason: 'is not a valid sync token' },
+  ]);
+
+/** The position a sync token names, and whose it is; a 400 when it is garbled or forged. */
+export function decodeSyncToken(token: string): SyncToken {
   const decoded = decode(token, syncTokenSchema);
-  if (!decoded || decoded.u !== userId) {
-    throw invalid('The sync token is not one this API returned to you. Omit `since` to resync.', [
-      { name: 'since', in: 'query', reason: 'is not a valid sync token' },
-    ]);
-  }
-  return { seq: decoded.s, id: decoded.i };
+  if (!decoded) throw foreignSyncToken();
+  return { owner: decoded.u, position: { seq: decoded.s, id: decoded.i } };
 }

@@ -1,3 +1,11 @@
+import {
+  callerColumns,
+  callerCte,
+  callerParams,
+  ownRows,
+  type Caller,
+  type CallerRow,
+} from '../auth/caller.ts';
 import { pgErrorCode, type Queryable } from '../db.ts';
 import { AppError, conflict, unauthorized } from '../errors.ts';
 import type { ListPosition, SyncPosition } from './cursors.ts';
@@ -9,16 +17,29 @@ const completedAt = 'COALESCE(completed_at, CASE WHEN completed THEN updated_at 
 const columns = `id, title, notes, completed, ${completedAt} AS completed_at, due_at, created_at,
   updated_at, version`;
 
+// Every statement of a request checks the caller's session itself (auth/caller.ts), so a
+// request makes one round trip: parameters $1-$3 are the caller's, the statement's own start at
+// $4, and `caller.user_id` is the user whose tasks it may touch. A statement returns one row per
+// result joined to the caller's row, or a single caller row with NULL task columns when there is
+// no result; no row at all means the token is not valid (ownRows).
+const forCaller = (work: string) =>
+  `SELECT ${callerColumns}, w.* FROM caller LEFT JOIN LATERAL (${work}) w ON true`;
+const withCaller = (ctes: string, final: string) => `WITH ${callerCte}, ${ctes} ${final}`;
+
 // One clock reading for both timestamps: two column defaults would read the clock twice, and a
 // new task could show an updatedAt a millisecond after its createdAt. The triggers of migration
 // 0003 stamp change_seq and completed_at, and refuse an id that was deleted (SQLSTATE TK001).
+// $4 title, $5 notes, $6 completed, $7 due_at, $8 the client's id, $9 the request's fingerprint.
 const newRow = `
-  SELECT COALESCE($6::uuid, gen_random_uuid()), $1, $2, COALESCE($3, ''), COALESCE($4, false),
-         $5, now.t, now.t, $7
-  FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now`;
+  SELECT COALESCE($8::uuid, gen_random_uuid()), caller.user_id, $4, COALESCE($5, ''),
+         COALESCE($6, false), $7, now.t, now.t, $9
+  FROM caller, (SELECT date_trunc('milliseconds', clock_timestamp()) AS t) now`;
 const insertColumns = `id, user_id, title, notes, completed, due_at, created_at, updated_at,
   create_fingerprint`;
-const insertTask = `INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${columns}`;
+const insertTask = withCaller(
+  `w AS (INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${columns})`,
+  `SELECT ${callerColumns}, w.* FROM caller LEFT JOIN w ON true`,
+);
 // With the client's id: the task of that id, if it exists, or the new one (`existed` tells).
 // Lock order: every other task writer locks the task row, then the user's change counter (the
 // trigger). An INSERT takes the counter first (its BEFORE trigger) and only then checks the key,
@@ -26,27 +47,41 @@ const insertTask = `INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${c
 // for such a deletion while holding nothing (FOR KEY SHARE waits for deletions, not for edits),
 // and the INSERT only runs when there is no row. (A row created and then deleted by others in
 // the instant between the two can still close the cycle; PostgreSQL then fails one of them.)
-const insertTaskWithId = `
-  WITH existing AS (
-    SELECT ${columns}, create_fingerprint FROM tasks WHERE user_id = $1 AND id = $6 FOR KEY SHARE
+const insertTaskWithId = withCaller(
+  `existing AS (
+    SELECT ${columns}, create_fingerprint FROM tasks
+    WHERE user_id = (SELECT user_id FROM caller) AND id = $8 FOR KEY SHARE
   ), inserted AS (
     INSERT INTO tasks (${insertColumns}) ${newRow} WHERE NOT EXISTS (SELECT 1 FROM existing)
     ON CONFLICT (user_id, id) DO NOTHING
     RETURNING ${columns}, create_fingerprint
-  )
-  SELECT *, false AS existed FROM inserted
-  UNION ALL
-  SELECT *, true FROM existing`;
-// When a concurrent create of the same id won the race: its row, or its tombstone.
+  ), w AS (
+    SELECT *, false AS existed FROM inserted
+    UNION ALL
+    SELECT *, true FROM existing
+  )`,
+  `SELECT ${callerColumns}, w.* FROM caller LEFT JOIN w ON true`,
+);
+// When a concurrent create of the same id won the race: its row, or its tombstone. (The caller
+// is known by now: this follows a statement that checked the session.)
 const selectExisting = `
   SELECT ${columns}, create_fingerprint,
          EXISTS (SELECT 1 FROM task_tombstones WHERE user_id = $1 AND task_id = $2) AS deleted
   FROM (SELECT 1) one LEFT JOIN tasks ON user_id = $1 AND id = $2`;
-const selectTask = `SELECT ${columns} FROM tasks WHERE id = $1 AND user_id = $2`;
-const selectVersion = `SELECT version FROM tasks WHERE id = $1 AND user_id = $2`;
-const deleteTask = `
-  DELETE FROM tasks
-  WHERE id = $1 AND user_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3))`;
+const selectTask = `WITH ${callerCte} ${forCaller(
+  `SELECT ${columns} FROM tasks WHERE user_id = caller.user_id AND id = $4`,
+)}`;
+// The version before the statement (its snapshot) tells "not there" from "changed since".
+const currentVersion = '(SELECT version FROM tasks WHERE user_id = caller.user_id AND id = $4)';
+const deleteTask = withCaller(
+  `w AS (
+    DELETE FROM tasks
+    WHERE user_id = (SELECT user_id FROM caller) AND id = $4
+      AND ($5::integer[] IS NULL OR version = ANY ($5))
+    RETURNING id)`,
+  `SELECT ${callerColumns}, w.id, ${currentVersion} AS current_version
+   FROM caller LEFT JOIN w ON true`,
+);
 
 interface TaskRow {
   [column: string]: unknown;
@@ -92,17 +127,18 @@ export interface Inserted {
  */
 export async function insert(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   input: NewTask,
   fingerprint?: Buffer,
 ): Promise<Inserted> {
-  type Row = TaskRow & { create_fingerprint: Buffer | null; existed?: boolean; deleted?: boolean };
+  type Row = TaskRow &
+    CallerRow & { create_fingerprint: Buffer | null; existed?: boolean; deleted?: boolean };
   const sameRequest = (row: Row) =>
     fingerprint !== undefined && row.create_fingerprint?.equals(fingerprint) === true;
   let rows: Row[];
   try {
     ({ rows } = await db.query<Row>(input.id === undefined ? insertTask : insertTaskWithId, [
-      userId,
+      ...callerParams(caller),
       input.title,
       input.notes ?? null,
       input.completed ?? null,
@@ -116,8 +152,9 @@ export async function insert(
     if (pgErrorCode(err) === '23503') throw unauthorized('The account no longer exists.');
     throw err;
   }
-  let row = rows[0];
-  if (!row) {
+  let row = (await ownRows(db, caller, rows))[0]!;
+  if (row.id === null) {
+    const userId = row.caller_id;
     row = (await db.query<Row>(selectExisting, [userId, input.id])).rows[0]!;
     if (row.deleted) throw taskDeleted();
     if (row.id === null) throw conflict('A task with this id was being created; retry.');
@@ -130,9 +167,10 @@ export async function insert(
   return { task: toTask(row), replayed: true };
 }
 
-export async function find(db: Queryable, userId: string, id: string): Promise<Task | undefined> {
-  const { rows } = await db.query<TaskRow>(selectTask, [id, userId]);
-  return rows[0] && toTask(rows[0]);
+export async function find(db: Queryable, caller: Caller, id: string): Promise<Task | undefined> {
+  const { rows } = await db.query<TaskRow & CallerRow>(selectTask, [...callerParams(caller), id]);
+  const row = (await ownRows(db, caller, rows))[0]!;
+  return row.id === null ? undefined : toTask(row);
 }
 
 export interface Page {
@@ -159,17 +197,26 @@ const sortColumns = {
   dueAt: 'due_at',
 } as const satisfies Record<TaskSort, string>;
 
-/** The SQL of one list page (exported so a test can EXPLAIN exactly what runs). */
+/** The SQL of one list page for the caller (exported so a test can EXPLAIN exactly what runs). */
 export function listQuery(
-  userId: string,
+  caller: Caller,
   options: ListOptions,
 ): { text: string; params: unknown[] } {
-  const params: unknown[] = [userId];
+  const { text, params } = pageQuery(options);
+  return {
+    text: `WITH ${callerCte} ${forCaller(text)}`,
+    params: [...callerParams(caller), ...params],
+  };
+}
+
+/** One page of the user `caller.user_id`: its parameters start at $4, after the caller's. */
+function pageQuery(options: ListOptions): { text: string; params: unknown[] } {
+  const params: unknown[] = [];
   const param = (value: unknown): string => {
     params.push(value);
-    return `$${params.length}`;
+    return `$${params.length + 3}`;
   };
-  const filters = ['user_id = $1'];
+  const filters = ['user_id = caller.user_id'];
   if (options.completed !== undefined) filters.push(`completed = ${param(options.completed)}`);
   if (options.dueAfter !== undefined) filters.push(`due_at >= ${param(options.dueAfter)}`);
   if (options.dueBefore !== undefined) filters.push(`due_at < ${param(options.dueBefore)}`);
@@ -217,15 +264,33 @@ export function listQuery(
   };
 }
 
-export async function list(db: Queryable, userId: string, options: ListOptions): Promise<Page> {
-  const { text, params } = listQuery(userId, options);
-  const { rows } = await db.query<TaskRow>(text, params);
-  const items = rows.slice(0, options.limit).map(toTask);
+/** The order of a page, as SQL sorts it (lower-case uuids compare as PostgreSQL compares uuids). */
+function pageOrder(sort: TaskSort): (a: TaskRow, b: TaskRow) => number {
+  const byId = (a: TaskRow, b: TaskRow) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  if (sort === 'dueAt') {
+    // Soonest first, no due date last, then by id.
+    const due = (row: TaskRow) => row.due_at?.getTime() ?? Number.POSITIVE_INFINITY;
+    return (a, b) => due(a) - due(b) || byId(a, b);
+  }
+  const column = sortColumns[sort];
+  // Newest first, then by id, descending.
+  return (a, b) => b[column].getTime() - a[column].getTime() || byId(b, a);
+}
+
+export async function list(db: Queryable, caller: Caller, options: ListOptions): Promise<Page> {
+  const { text, params } = listQuery(caller, options);
+  const { rows } = await db.query<TaskRow & CallerRow>(text, params);
+  // The rows come out in the page's order, the caller's row joined to them; sorted again rather
+  // than rely on it (the join does not promise it), in JavaScript: at most limit + 1 rows.
+  const found = (await ownRows(db, caller, rows))
+    .filter((row) => row.id !== null)
+    .sort(pageOrder(options.sort));
+  const items = found.slice(0, options.limit).map(toTask);
   const lastItem = items.at(-1);
   return {
     items,
     last:
-      rows.length > options.limit && lastItem
+      found.length > options.limit && lastItem
         ? { sort: options.sort, value: lastItem[options.sort], id: lastItem.id }
         : undefined,
   };
@@ -238,7 +303,7 @@ export async function list(db: Queryable, userId: string, options: ListOptions):
  */
 export async function update(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   id: string,
   patch: TaskPatch,
   expectedVersions: readonly number[] | undefined,
@@ -249,24 +314,29 @@ export async function update(
   if (patch.completed !== undefined) fields.push(['completed', patch.completed]);
   if (patch.dueAt !== undefined) fields.push(['due_at', patch.dueAt]);
   const params: unknown[] = [
+    ...callerParams(caller),
     id,
-    userId,
     expectedVersions ?? null,
     ...fields.map(([, value]) => value),
   ];
-  const sets = fields.map(([column], i) => `${column} = $${i + 4}`);
-  const { rows } = await db.query<TaskRow>(
-    `UPDATE tasks
-     SET ${sets.join(', ')}, version = version + 1,
-         updated_at = date_trunc('milliseconds', clock_timestamp())
-     WHERE id = $1 AND user_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3))
-     RETURNING ${columns}`,
+  const sets = fields.map(([column], i) => `${column} = $${i + 6}`);
+  const { rows } = await db.query<TaskRow & CallerRow & { current_version: number | null }>(
+    withCaller(
+      `w AS (
+        UPDATE tasks
+        SET ${sets.join(', ')}, version = version + 1,
+            updated_at = date_trunc('milliseconds', clock_timestamp())
+        WHERE user_id = (SELECT user_id FROM caller) AND id = $4
+          AND ($5::integer[] IS NULL OR version = ANY ($5))
+        RETURNING ${columns})`,
+      `SELECT ${callerColumns}, w.*, ${currentVersion} AS current_version
+       FROM caller LEFT JOIN w ON true`,
+    ),
     params,
   );
-  if (rows[0]) return toTask(rows[0]);
-  if (expectedVersions === undefined) return undefined;
-  const exists = await db.query(selectVersion, [id, userId]);
-  return exists.rowCount === 1 ? 'stale' : undefined;
+  const row = (await ownRows(db, caller, rows))[0]!;
+  if (row.id !== null) return toTask(row);
+  return expectedVersions !== undefined && row.current_version !== null ? 'stale' : undefined;
 }
 
 /**
@@ -276,39 +346,44 @@ export async function update(
  */
 export async function remove(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   id: string,
   expectedVersions: readonly number[] | undefined,
 ): Promise<true | 'stale' | undefined> {
-  const { rowCount } = await db.query(deleteTask, [id, userId, expectedVersions ?? null]);
-  if (rowCount === 1) return true;
-  if (expectedVersions === undefined) return undefined;
-  const exists = await db.query(selectVersion, [id, userId]);
-  return exists.rowCount === 1 ? 'stale' : undefined;
+  const { rows } = await db.query<
+    CallerRow & { id: string | null; current_version: number | null }
+  >(deleteTask, [...callerParams(caller), id, expectedVersions ?? null]);
+  const row = (await ownRows(db, caller, rows))[0]!;
+  if (row.id !== null) return true;
+  return expectedVersions !== undefined && row.current_version !== null ? 'stale' : undefined;
 }
 
 // The user's counter and the changes after a position, in ONE statement: one snapshot, so every
 // change numbered up to `head` is visible in it (the ordering argument is in migration 0003, at
-// next_change_seq). The users row tells a user without changes (head 0) from no user at all. Live tasks and tombstones share the counter; each branch reads at most
-// `limit` rows of its index in order, and the merge keeps the first `limit`. (The rows come out in
-// that order, one user row joined to them; `changes` sorts them again rather than rely on it.)
+// next_change_seq). A user without changes has no counter row yet: head 0. Live tasks and
+// tombstones share the counter; each branch reads at most `limit` rows of its index in order, and
+// the merge keeps the first `limit`. (The rows come out in that order, the caller's row joined to
+// them; `changes` sorts them again rather than rely on it.)
+// $4 the position's counter value, $5 its id, $6 the limit, $7 whether to read tombstones.
 export const selectChanges = `
-  SELECT COALESCE(c.change_seq, 0) AS head, COALESCE(c.purged_change_seq, 0) AS purged, e.*
-  FROM users u
-  LEFT JOIN task_change_counters c ON c.user_id = u.id
+  WITH ${callerCte}
+  SELECT ${callerColumns}, COALESCE(c.change_seq, 0) AS head,
+         COALESCE(c.purged_change_seq, 0) AS purged, e.*
+  FROM caller
+  LEFT JOIN task_change_counters c ON c.user_id = caller.user_id
   LEFT JOIN LATERAL (
     (SELECT t.change_seq AS seq, NULL::timestamptz AS deleted_at, ${columns}
      FROM tasks t
-     WHERE t.user_id = u.id AND (t.change_seq, t.id) > ($2::bigint, $3::uuid)
-     ORDER BY t.change_seq, t.id LIMIT $4)
+     WHERE t.user_id = caller.user_id AND (t.change_seq, t.id) > ($4::bigint, $5::uuid)
+     ORDER BY t.change_seq, t.id LIMIT $6)
     UNION ALL
     (SELECT d.change_seq, d.deleted_at, d.task_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
      FROM task_tombstones d
-     WHERE $5 AND d.user_id = u.id AND (d.change_seq, d.task_id) > ($2::bigint, $3::uuid)
-     ORDER BY d.change_seq, d.task_id LIMIT $4)
-    ORDER BY seq, id LIMIT $4
-  ) e ON true
-  WHERE u.id = $1`;
+     WHERE $7 AND d.user_id = caller.user_id
+       AND (d.change_seq, d.task_id) > ($4::bigint, $5::uuid)
+     ORDER BY d.change_seq, d.task_id LIMIT $6)
+    ORDER BY seq, id LIMIT $6
+  ) e ON true`;
 
 /** Sorts after every id: "past everything numbered `seq`". */
 const afterAllIds = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
@@ -323,6 +398,8 @@ export type ChangeEntry =
     };
 
 export interface ChangeLog {
+  /** The caller's user: whose change order this is. */
+  readonly userId: string;
   /** The user's change counter: every change numbered up to it is in `entries` or before them. */
   readonly head: number;
   /** Tombstones numbered up to this have been purged. */
@@ -337,25 +414,25 @@ export interface ChangeLog {
  */
 export async function changes(
   db: Queryable,
-  userId: string,
+  caller: Caller,
   options: { after: SyncPosition; withTombstones: boolean; limit: number },
-): Promise<ChangeLog | undefined> {
+): Promise<ChangeLog> {
   // A row without an entry (seq NULL) only carries head and purged; a tombstone has deleted_at.
-  type ChangeRow = TaskRow & {
-    head: string;
-    purged: string;
-    seq: string | null;
-    deleted_at: Date | null;
-  };
+  type ChangeRow = TaskRow &
+    CallerRow & {
+      head: string;
+      purged: string;
+      seq: string | null;
+      deleted_at: Date | null;
+    };
   const { rows } = await db.query<ChangeRow>(selectChanges, [
-    userId,
+    ...callerParams(caller),
     options.after.seq,
     options.after.id ?? afterAllIds,
     options.limit + 1,
     options.withTombstones,
   ]);
-  const first = rows[0];
-  if (!first) return undefined;
+  const first = (await ownRows(db, caller, rows))[0]!;
   const entries = rows
     .filter((row) => row.seq !== null)
     // Lower-case hexadecimal strings compare as PostgreSQL compares uuids.
@@ -370,5 +447,10 @@ export async function changes(
           }
         : { kind: 'changed', seq: Number(row.seq), task: toTask(row) },
     );
-  return { head: Number(first.head), purged: Number(first.purged), entries };
+  return {
+    userId: first.caller_id,
+    head: Number(first.head),
+    purged: Number(first.purged),
+    entries,
+  };
 }

@@ -67,7 +67,7 @@ export const tasksRoutes = [
     query: listQuerySchema,
     responses: { 200: { description: 'A page of tasks', body: taskListSchema } },
     handler: async ({ caller, query }, { tasks }) => {
-      const page = await tasks.list(caller.user.id, {
+      const page = await tasks.list(caller, {
         limit: query.limit,
         sort: query.sort,
         after: query.cursor === undefined ? undefined : decodeListCursor(query.cursor, query.sort),
@@ -111,7 +111,7 @@ export const tasksRoutes = [
     problems: ['idempotency-key-reused', 'conflict', 'task-deleted'],
     handler: async ({ caller, body, headers }, { tasks }) => {
       const { value: task, replayed } = await tasks.create(
-        caller.user.id,
+        caller,
         body,
         headers['Idempotency-Key'],
       );
@@ -143,9 +143,8 @@ export const tasksRoutes = [
     responses: { 200: { description: 'Changes in commit order', body: taskChangesSchema } },
     problems: ['sync-token-expired'],
     handler: async ({ caller, query }, { tasks }) => {
-      const userId = caller.user.id;
-      const since = query.since === undefined ? undefined : decodeSyncToken(query.since, userId);
-      const page = await tasks.changes(userId, since, query.limit);
+      const since = query.since === undefined ? undefined : decodeSyncToken(query.since);
+      const { userId, ...page } = await tasks.changes(caller, since, query.limit);
       return {
         status: 200,
         body: { ...page, next: encodeSyncToken(userId, page.next) },
@@ -174,7 +173,7 @@ export const tasksRoutes = [
     },
     problems: ['not-found'],
     handler: async ({ caller, params, headers }, { tasks }) => {
-      const task = await tasks.get(caller.user.id, params.id);
+      const task = await tasks.get(caller, params.id);
       const cache = { ETag: etagOf(task) };
       const ifNoneMatch = headers['If-None-Match'];
       // Weak comparison for If-None-Match (RFC 9110 §13.1.2).
@@ -207,7 +206,7 @@ export const tasksRoutes = [
     problems: ['not-found', 'precondition-failed'],
     handler: async ({ caller, params, headers, body }, { tasks }) => {
       const task = await tasks.update(
-        caller.user.id,
+        caller,
         params.id,
         body,
         expectedVersions(headers['If-Match']),
@@ -227,7 +226,7 @@ export const tasksRoutes = [
     responses: { 204: { description: 'Deleted' } },
     problems: ['not-found', 'precondition-failed'],
     handler: async ({ caller, params, headers }, { tasks }) => {
-      await tasks.remove(caller.user.id, params.id, expectedVersions(headers['If-Match']));
+      await tasks.remove(caller, params.id, expectedVersions(headers['If-Match']));
       return { status: 204 };
     },
   }),

@@ -1,7 +1,8 @@
+import type { Caller } from '../auth/caller.ts';
 import type { Db } from '../db.ts';
-import { AppError, notFound, preconditionFailed, unauthorized } from '../errors.ts';
+import { AppError, notFound, preconditionFailed } from '../errors.ts';
 import { createOnce, fingerprint, type Outcome } from '../idempotency/service.ts';
-import type { SyncPosition } from './cursors.ts';
+import { foreignSyncToken, type SyncPosition, type SyncToken } from './cursors.ts';
 import * as repo from './repository.ts';
 import type { NewTask, Task, TaskPatch } from './schemas.ts';
 
@@ -37,14 +38,14 @@ export interface Changes {
 /** A user's tasks. Another user's task is "not found", exactly like one that does not exist. */
 export function tasksService(db: Db) {
   return {
-    list: (userId: string, options: repo.ListOptions): Promise<repo.Page> =>
-      repo.list(db, userId, options),
+    list: (caller: Caller, options: repo.ListOptions): Promise<repo.Page> =>
+      repo.list(db, caller, options),
 
     /**
      * With an idempotency key, a retry of the same request returns the first task again. With a
      * client-chosen id, a retry of the same request returns the task as it is now.
      */
-    async create(userId: string, input: NewTask, idempotencyKey?: string): Promise<Outcome<Task>> {
+    async create(caller: Caller, input: NewTask, idempotencyKey?: string): Promise<Outcome<Task>> {
       // The same instant written another way, or the same id in upper case, is the same request.
       const request = {
         ...input,
@@ -54,11 +55,11 @@ export function tasksService(db: Db) {
       let replayedById = false;
       const outcome = await createOnce(
         db,
-        idempotencyKey === undefined ? undefined : { userId, key: idempotencyKey, request },
+        idempotencyKey === undefined ? undefined : { caller, key: idempotencyKey, request },
         async (tx) => {
           const inserted = await repo.insert(
             tx,
-            userId,
+            caller,
             input,
             input.id === undefined ? undefined : fingerprint(request),
           );
@@ -71,8 +72,8 @@ export function tasksService(db: Db) {
         : { value: outcome.value, replayed: replayedById };
     },
 
-    async get(userId: string, id: string): Promise<Task> {
-      return (await repo.find(db, userId, id)) ?? Promise.reject(missing());
+    async get(caller: Caller, id: string): Promise<Task> {
+      return (await repo.find(db, caller, id)) ?? Promise.reject(missing());
     },
 
     /**
@@ -80,12 +81,12 @@ export function tasksService(db: Db) {
      * one of them, so of racing writers exactly one wins.
      */
     async update(
-      userId: string,
+      caller: Caller,
       id: string,
       patch: TaskPatch,
       expectedVersions: readonly number[] | undefined,
     ): Promise<Task> {
-      const result = await repo.update(db, userId, id, patch, expectedVersions);
+      const result = await repo.update(db, caller, id, patch, expectedVersions);
       if (result === undefined) throw missing();
       if (result === 'stale') throw stale();
       return result;
@@ -93,11 +94,11 @@ export function tasksService(db: Db) {
 
     /** Deletes the task; with `expectedVersions` (If-Match), only while it still has one of them. */
     async remove(
-      userId: string,
+      caller: Caller,
       id: string,
       expectedVersions: readonly number[] | undefined,
     ): Promise<void> {
-      const result = await repo.remove(db, userId, id, expectedVersions);
+      const result = await repo.remove(db, caller, id, expectedVersions);
       if (result === undefined) throw missing();
       if (result === 'stale') throw stale();
     },
@@ -107,16 +108,19 @@ export function tasksService(db: Db) {
      * entries. Without `since`, every live task (a full sync: no tombstones).
      */
     async changes(
-      userId: string,
-      since: SyncPosition | undefined,
+      caller: Caller,
+      token: SyncToken | undefined,
       limit: number,
-    ): Promise<Changes> {
-      const log = await repo.changes(db, userId, {
+    ): Promise<Changes & { userId: string }> {
+      const since = token?.position;
+      const log = await repo.changes(db, caller, {
         after: since ?? { seq: -1 },
         withTombstones: since !== undefined,
         limit,
       });
-      if (!log) throw unauthorized('The account no longer exists.');
+      // A position in another user's change order means nothing here (the statement only read
+      // the caller's own rows with it).
+      if (token && token.owner !== log.userId) throw foreignSyncToken();
       if (since && since.seq > log.head) {
         throw expired(
           'The sync token is newer than the data on the server (restored from a backup?).',
@@ -138,6 +142,7 @@ export function tasksService(db: Db) {
             ? { seq: last.seq, id: last.kind === 'changed' ? last.task.id : last.id }
             : { seq: log.head },
         hasMore,
+        userId: log.userId,
       };
     },
   };

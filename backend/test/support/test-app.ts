@@ -18,6 +18,11 @@ export interface TestApp extends Runtime {
   readonly express: Express;
   /** GET /metrics of the app's registry, on a port of its own as in production. */
   readonly metricsUrl: string;
+  /**
+   * Work the db module ran again after PostgreSQL broke a deadlock: a test of lock order asserts
+   * none, since the retry would otherwise hide the deadlock it is about.
+   */
+  retries(): Promise<number>;
 }
 
 export interface TestAppOptions {
@@ -72,6 +77,10 @@ export async function startTestApp(
     databaseUrl,
     server,
     express,
+    async retries() {
+      const { values } = await runtime.metrics!.dbRetries.get();
+      return values.reduce((sum, { value }) => sum + value, 0);
+    },
     async close() {
       await close(server);
       if (metricsServer) await close(metricsServer);
