@@ -102,7 +102,11 @@ function routeTable() {
       }),
     ],
     {},
-    { authenticate: () => Promise.reject(new Error('no route here needs a caller')) },
+    {
+      authenticate: () => {
+        throw new Error('no route here needs a caller');
+      },
+    },
   );
 }
 
