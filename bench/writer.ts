@@ -17,9 +17,13 @@ export interface TaskWriter {
   end(): Promise<void>;
 }
 
-// The task at or after a random id: a random task of the user, found in the primary key.
-const randomTask = (except: string) =>
-  `(SELECT id FROM tasks WHERE user_id = $1 AND id >= $2 AND id <> '${except}' ORDER BY id LIMIT 1)`;
+// A random task of the user: the first at or after a random id, else (past the last id) the
+// first of all; two probes of the primary key.
+const randomTask = (except: string) => {
+  const first = (from: string) =>
+    `(SELECT id FROM tasks WHERE user_id = $1 AND id >= ${from} AND id <> '${except}' ORDER BY id LIMIT 1)`;
+  return `COALESCE(${first('$2')}, ${first("'00000000-0000-0000-0000-000000000000'")})`;
+};
 
 export async function createTaskWriter(
   url: string,
@@ -59,8 +63,11 @@ export async function createTaskWriter(
   };
   return {
     async touch(fixture) {
-      await edit(fixture, fixture.taskId);
-      await remove(fixture);
+      const edited = await edit(fixture, fixture.taskId);
+      const removed = await remove(fixture);
+      if (edited.rowCount !== 1 || removed.rowCount !== 1) {
+        throw new Error(`could not edit and delete a task of user ${fixture.userId}`);
+      }
     },
     start() {
       let running = true;
