@@ -99,13 +99,22 @@ function requestValues(
 
 let readyCheckedAt = 0;
 
+const names = new Map<string, string>();
+/** The statement as pg sends it: named (prepared once per connection) if the baseline says so. */
+function statement(sql: string, values: unknown[]): pg.QueryConfig {
+  if (!baseline.prepared || values.length === 0) return { text: sql, values };
+  let name = names.get(sql);
+  if (name === undefined) names.set(sql, (name = `baseline_${names.size}`));
+  return { name, text: sql, values };
+}
+
 /** Runs the steps, those between BEGIN and COMMIT on one client; the last step's answer. */
 async function run(steps: readonly Step[], values: RequestValues): Promise<Answer> {
   let tx: pg.PoolClient | undefined;
   try {
     for (const step of steps) {
       if (step.sql === 'BEGIN') tx = await pool.connect();
-      const { rows } = await (tx ?? pool).query<Row>(step.sql, step.params(values));
+      const { rows } = await (tx ?? pool).query<Row>(statement(step.sql, step.params(values)));
       if (step.sql === 'COMMIT') {
         tx?.release();
         tx = undefined;

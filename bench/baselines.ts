@@ -76,6 +76,13 @@ export interface Baseline {
   label: string;
   /** Steps per scenario. Readiness runs no SQL per request (cached for a second): no steps. */
   plans: Partial<Record<ScenarioName, readonly Step[]>>;
+  /**
+   * Sends named prepared statements, as the backend does by default (DATABASE_PREPARED_STATEMENTS),
+   * so that PostgreSQL plans each once per connection; pgbench then runs with `-M prepared`.
+   * Without it, statements are unnamed: parsed and planned on every request.
+   * @default false
+   */
+  prepared?: boolean;
 }
 
 export const isAnswer = (x: Answer | Partial<RequestValues>): x is Answer => 'status' in x;
@@ -225,7 +232,7 @@ const answerChanges = (rows: Row[], v: RequestValues): Answer => {
 };
 
 // ---- the two-query baseline -------------------------------------------------------------------
-// Copied, not imported, so that it stays the same when the backend changes; the table's "same
+// Unnamed statements, as the backend sent them at issue 15's start. Copied, not imported, so that it stays the same when the backend changes; the table's "same
 // statements as backend" column says, from PostgreSQL's queryids, whether it still matches.
 //
 // get-by-id, list, create: the backend's SQL as of issue 15's start (backend/src/auth/repository.ts

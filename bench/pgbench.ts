@@ -114,6 +114,8 @@ export async function runPgbench(options: {
   db: BenchDatabase;
   steps: readonly Step[] | undefined;
   scenario: ScenarioName;
+  /** Each statement prepared once per connection (the baseline's `prepared`). */
+  prepared?: boolean | undefined;
   /** The role pgbench logs in as; its statements are counted. */
   role: DatabaseRole;
   name: string;
@@ -142,7 +144,8 @@ export async function runPgbench(options: {
     options.role.name,
     '-n', // no vacuum of pgbench's own tables: there are none
     '-M',
-    'extended', // the protocol node-postgres uses for parameterised queries
+    // The protocols node-postgres uses: unnamed or named statements with parameters.
+    options.prepared ? 'prepared' : 'extended',
     '-c',
     String(options.clients),
     '-j',
@@ -229,6 +232,7 @@ export async function pgbenchTargets(options: {
           role,
           steps: baseline.plans[scenario.name],
           scenario: scenario.name,
+          prepared: baseline.prepared,
           name: `${baseline.name}-${scenario.name}`,
         });
         if (m) measured.push([key, m]);
