@@ -99,3 +99,11 @@ export const queryInteger = (min: number, max: number) =>
     (value) => (typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value),
     z.int({ error: 'must be a whole number in decimal digits' }).min(min).max(max),
   );
+
+/**
+ * A UUID in its hyphenated hex form, of any version or variant: what PostgreSQL's uuid type
+ * accepts and returns. Not `z.uuid()`, which admits only RFC 9562 versions and variants: an id
+ * created outside this API (a restore, an import, a client's own scheme) would then be stored but
+ * unreadable, and a cursor or sync token naming it refused.
+ */
+export const uuid = () => z.guid();

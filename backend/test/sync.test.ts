@@ -281,6 +281,44 @@ describe('writers the server does not control', () => {
     }
   });
 
+  it('when ids are UUIDs PostgreSQL accepts but RFC 9562 does not name, then they are read, listed, paged, synced and deleted like any other', async () => {
+    // Version and variant bits outside RFC 9562: rows restored from elsewhere, or a client's own
+    // scheme. They were once stored but unreadable: a cursor or sync token naming one was refused.
+    const { token, id: userId } = await client.register();
+    const imported = '12345678-1234-1234-1234-123456789abc';
+    await app().db.query(`INSERT INTO tasks (id, user_id, title) VALUES ($1, $2, 'imported')`, [
+      imported,
+      userId,
+    ]);
+    const offline = await create(token, { id: '00000000-0000-0000-0000-000000000001', title: 'b' });
+    expect(offline.id).toBe('00000000-0000-0000-0000-000000000001');
+    const patched = await client.patch(`/api/v1/tasks/${imported}`, {
+      token,
+      body: { completed: true },
+    });
+    expect(patched.status, patched.text).toBe(200);
+
+    for (const sort of ['createdAt', 'updatedAt', 'dueAt']) {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const query: string = `?limit=1&sort=${sort}${cursor ? `&cursor=${cursor}` : ''}`;
+        const res = await client.get(`/api/v1/tasks${query}`, { token });
+        expect(res.status, `sort=${sort}: ${res.text}`).toBe(200);
+        seen.push(...res.body.items.map((t: { id: string }) => t.id));
+        cursor = res.body.nextCursor;
+      } while (cursor);
+      expect(seen.toSorted(), sort).toEqual([offline.id, imported].toSorted());
+    }
+
+    const sync = new SyncClient(client, token, 1);
+    await sync.catchUp();
+    expect(sync.replica()).toEqual(await listAll(client, token));
+    expect((await client.delete(`/api/v1/tasks/${imported}`, { token })).status).toBe(204);
+    await sync.catchUp();
+    expect([...sync.tasks.keys()]).toEqual([offline.id]);
+  });
+
   it('when an operator re-inserts a deleted id, then it is refused until its tombstone is removed', async () => {
     const user = await client.register();
     const task = await create(user.token, { title: 'gone' });

@@ -14,6 +14,7 @@ import {
 } from './schemas.ts';
 import type { AuthService } from './service.ts';
 import { bearerToken } from './tokens.ts';
+import { uuid } from '../validation.ts';
 
 export interface AuthDeps {
   readonly auth: AuthService;
@@ -27,7 +28,7 @@ export function bearerAuthenticator(auth: AuthService): Authenticate {
 const route = routesFor<AuthDeps>();
 // An email (254), a password (200 characters, 6 bytes each at worst when escaped) and a token.
 const credentialsLimit = 4 * 1024;
-const sessionParams = z.object({ id: z.uuid() });
+const sessionParams = z.object({ id: uuid() });
 
 export const authRoutes = [
   route({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { uuid } from '../validation.ts';
 
 const email = z.email().max(254).describe('Compared case-insensitively; stored in lower case');
 const password = z.string().min(10).max(200);
@@ -16,7 +17,7 @@ export const loginSchema = z
   .meta({ id: 'Login' });
 
 export const userSchema = z
-  .object({ id: z.uuid(), email: z.email(), createdAt: z.iso.datetime() })
+  .object({ id: uuid(), email: z.email(), createdAt: z.iso.datetime() })
   .meta({ id: 'User' });
 
 export const sessionSchema = z
@@ -50,7 +51,7 @@ export const accountDeletionSchema = z
 
 // Not a component of its own: only bodies are (see http/openapi.ts); it is inlined in SessionList.
 export const sessionInfoSchema = z.object({
-  id: z.uuid(),
+  id: uuid(),
   createdAt: z.iso.datetime(),
   lastUsedAt: z.iso.datetime().describe('Refreshed at most once an hour: accurate to the hour'),
   expiresAt: z.iso.datetime().describe('Moves later while the session is used (sliding)'),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { invalid } from '../errors.ts';
-import { instant } from '../validation.ts';
+import { instant, uuid } from '../validation.ts';
 import type { TaskSort } from './schemas.ts';
 
 /**
@@ -39,9 +39,9 @@ function decode<T>(text: string, schema: z.ZodType<T>): T | undefined {
 
 // `s` was added with the other sorts; a cursor without it (release 0.1.0) is a createdAt cursor.
 const listCursorSchema = z.union([
-  z.strictObject({ s: z.enum(['createdAt', 'updatedAt']), t: instant(), i: z.uuid() }),
-  z.strictObject({ s: z.literal('dueAt'), t: instant().nullable(), i: z.uuid() }),
-  z.strictObject({ t: instant(), i: z.uuid() }),
+  z.strictObject({ s: z.enum(['createdAt', 'updatedAt']), t: instant(), i: uuid() }),
+  z.strictObject({ s: z.literal('dueAt'), t: instant().nullable(), i: uuid() }),
+  z.strictObject({ t: instant(), i: uuid() }),
 ]);
 
 export const encodeListCursor = (position: ListPosition): string =>
@@ -68,9 +68,9 @@ export function decodeListCursor(cursor: string, sort: TaskSort): ListPosition {
 // issued to (a token is a position in one user's change order, meaningless for another).
 const syncTokenSchema = z.strictObject({
   v: z.literal(1),
-  u: z.uuid(),
+  u: uuid(),
   s: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
-  i: z.uuid().optional(),
+  i: uuid().optional(),
 });
 
 export const encodeSyncToken = (userId: string, position: SyncPosition): string =>

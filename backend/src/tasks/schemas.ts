@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { instant, queryInteger, text, visibleText } from '../validation.ts';
+import { instant, queryInteger, text, uuid, visibleText } from '../validation.ts';
 
 const title = visibleText(1, 200);
 const notes = text(0, 10_000);
@@ -7,7 +7,7 @@ const dueAt = instant().nullable().describe('RFC 3339 date-time, or null for no 
 
 export const taskSchema = z
   .object({
-    id: z.uuid(),
+    id: uuid(),
     title: z.string(),
     notes: z.string(),
     completed: z.boolean(),
@@ -24,8 +24,7 @@ export const taskSchema = z
 
 export const createTaskSchema = z
   .strictObject({
-    id: z
-      .uuid()
+    id: uuid()
       .optional()
       .describe(
         'Chosen by the client (a task created offline). Returned in lower case. Creating it again ' +
@@ -49,7 +48,7 @@ export const updateTaskSchema = z
   .refine((patch) => Object.keys(patch).length > 0, 'must contain at least one field to change')
   .meta({ id: 'TaskPatch' });
 
-export const taskIdSchema = z.uuid();
+export const taskIdSchema = uuid();
 
 export const taskSorts = ['createdAt', 'updatedAt', 'dueAt'] as const;
 export type TaskSort = (typeof taskSorts)[number];
@@ -98,7 +97,7 @@ export const taskChangesSchema = z
       .array(taskSchema)
       .describe('Tasks created or changed since the token, each as it is now; replace yours'),
     deleted: z
-      .array(z.object({ id: z.uuid(), deletedAt: z.iso.datetime() }))
+      .array(z.object({ id: uuid(), deletedAt: z.iso.datetime() }))
       .describe('Tasks deleted since the token; an id you never saw can be ignored'),
     next: z.string().describe('Opaque: pass it as `since` next time, even when hasMore is false'),
     hasMore: z.boolean().describe('More changes are waiting: call again with `next` at once'),
