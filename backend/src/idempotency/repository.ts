@@ -69,3 +69,6 @@ export async function storeResult(
 ): Promise<void> {
   await tx.query(storeBody, [userId, key, JSON.stringify(result)]);
 }
+
+/** The statements of a first idempotent request, for the benchmark (bench/baselines.ts). */
+export const statements = { claimKey, storeBody } as const;

@@ -454,3 +454,9 @@ export async function changes(
     entries,
   };
 }
+
+/**
+ * The statements behind get, create and sync, for the benchmark's same-statements baseline
+ * (bench/baselines.ts), which runs exactly these without the HTTP stack. Lists: `listQuery`.
+ */
+export const statements = { selectTask, insertTask, insertTaskWithId, selectChanges } as const;
