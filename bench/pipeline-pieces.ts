@@ -5,12 +5,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { z } from 'zod';
 import { loggableUrl } from '../backend/src/app.ts';
-import {
-  closeWhenDraining,
-  migrationGate,
-  requestLog,
-  securityHeaders,
-} from '../backend/src/http/pipeline.ts';
+import { beforeRoutes, requestLog } from '../backend/src/http/pipeline.ts';
 import { problemHandler, routeNotFound } from '../backend/src/http/problems.ts';
 import { mountRoutes, routesFor } from '../backend/src/http/routes.ts';
 import { Lifecycle } from '../backend/src/lifecycle.ts';
@@ -24,7 +19,8 @@ import { parse } from '../backend/src/validation.ts';
  * route (`GET /api/v1/tasks/:id` answering a constant task, no database), so that what each
  * costs is its figure minus bare Express's, in the same run (bench/pipeline.ts). The pieces are
  * the backend's own (backend/src/http/pipeline.ts, metrics.ts, logger.ts, http/routes.ts), built
- * as backend/src/app.ts builds them; helmet and pino-http's defaults are there for comparison.
+ * as backend/src/app.ts builds them; helmet, pino-http with our settings (as until issue 15) and
+ * pino-http's defaults are there for comparison.
  */
 
 export interface PipelinePiece {
@@ -111,44 +107,37 @@ function routeTable() {
 }
 
 /**
- * For comparison: requestLog's line (same fields, same level policy) written directly when the
- * answer is finished, without pino-http, whose child logger per request serializes the request
- * (every header first) whether or not a line is written. `req.log` is made only when used.
+ * For comparison: requestLog as it was until issue 15 (backend/src/http/pipeline.ts at 02f990b),
+ * pino-http with our id, level policy and serializers: the same line, but a child logger per
+ * request that serializes the request whether or not a line is written.
  */
-function directRequestLog(logger: Logger): RequestHandler {
+function pinoHttpRequestLog(logger: Logger): RequestHandler {
   const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
-  return (req, res, next) => {
-    const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && saneRequestId.test(given) ? given : randomUUID();
-    res.setHeader('X-Request-Id', id);
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', { get: () => (child ??= logger.child({ reqId: id })) });
-    const started = Date.now();
-    const done = () => {
-      res.off('finish', done);
-      res.off('close', done);
-      const status = res.statusCode;
-      const level = status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';
-      logger[level](
-        {
-          req: {
-            id,
-            method: req.method,
-            url: loggableUrl(req.originalUrl),
-            remoteAddress: req.socket.remoteAddress,
-          },
-          res: { statusCode: status },
-          responseTime: Date.now() - started,
-        },
-        'request completed',
-      );
-    };
-    if (!req.url.startsWith('/api/health')) {
-      res.on('finish', done);
-      res.on('close', done);
-    }
-    next();
-  };
+  return pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' && saneRequestId.test(given) ? given : randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    customLogLevel: (_req, res) =>
+      res.statusCode >= 500 && res.statusCode !== 503
+        ? 'error'
+        : res.statusCode >= 400
+          ? 'warn'
+          : 'info',
+    autoLogging: { ignore: (req) => req.url?.startsWith('/api/health') === true },
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
+        id: req.id,
+        method: req.method,
+        url: loggableUrl(req.url),
+        remoteAddress: req.remoteAddress,
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
 }
 
 const info = () => createLogger('info');
@@ -181,19 +170,10 @@ export const pipelinePieces: readonly PipelinePiece[] = [
     build: () => plain(createMetrics({ version: 'bench' }).middleware),
   },
   {
-    name: 'close-when-draining',
-    label: 'closeWhenDraining',
-    build: () => plain(closeWhenDraining(served())),
-  },
-  {
-    name: 'migration-gate',
-    label: 'migrationGate on /api/v1',
-    build: () => {
-      const app = expressApp();
-      app.use('/api/v1', migrationGate(served()));
-      app.get('/api/v1/tasks/:id', answer);
-      return app;
-    },
+    name: 'before-routes',
+    label: 'beforeRoutes: security headers, Connection: close when draining, the migration gate',
+    build: () => plain(beforeRoutes(served())),
+    sets: 'x-content-type-options',
   },
   {
     name: 'request-log',
@@ -209,9 +189,9 @@ export const pipelinePieces: readonly PipelinePiece[] = [
     sets: 'x-request-id',
   },
   {
-    name: 'request-log-direct',
-    label: 'for comparison: the same line written on finish, no pino-http',
-    build: () => plain(directRequestLog(info())),
+    name: 'request-log-pino-http',
+    label: 'for comparison: the same line with pino-http, as until issue 15',
+    build: () => plain(pinoHttpRequestLog(info())),
     sets: 'x-request-id',
     logs: true,
   },
@@ -220,12 +200,6 @@ export const pipelinePieces: readonly PipelinePiece[] = [
     label: 'pino-http with its default serializers (every header) and ids, at info',
     build: () => plain(pinoHttp({ logger: info() })),
     logs: true,
-  },
-  {
-    name: 'security-headers',
-    label: 'securityHeaders: our four headers',
-    build: () => plain(securityHeaders),
-    sets: 'x-content-type-options',
   },
   {
     name: 'helmet',
@@ -268,10 +242,8 @@ export const pipelinePieces: readonly PipelinePiece[] = [
       const app = expressApp();
       const lifecycle = served();
       app.use(createMetrics({ version: 'bench' }).middleware);
-      app.use(closeWhenDraining(lifecycle));
       app.use(requestLog(info(), loggableUrl));
-      app.use(securityHeaders);
-      app.use('/api/v1', migrationGate(lifecycle));
+      app.use(beforeRoutes(lifecycle));
       app.use(routeTable());
       app.use(routeNotFound);
       app.use(problemHandler);

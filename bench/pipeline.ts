@@ -147,14 +147,7 @@ export function pipelineTable(rows: readonly PipelineRow[]): string[] {
 }
 
 /** The pieces the full pipeline is made of: their costs added up, against its own. */
-const inFull = [
-  'metrics',
-  'close-when-draining',
-  'request-log',
-  'security-headers',
-  'migration-gate',
-  'route-table',
-];
+const inFull = ['metrics', 'request-log', 'before-routes', 'route-table'];
 
 export async function pipelineBench(
   options: BenchOptions,

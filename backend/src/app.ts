@@ -6,7 +6,7 @@ import type { Config } from './config.ts';
 import type { Db } from './db.ts';
 import { createReadiness, healthRoutes, type HealthDeps } from './health.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
-import { closeWhenDraining, migrationGate, requestLog, securityHeaders } from './http/pipeline.ts';
+import { beforeRoutes, requestLog } from './http/pipeline.ts';
 import { problemHandler, routeNotFound } from './http/problems.ts';
 import { mountRoutes, type AnyRoute } from './http/routes.ts';
 import type { Lifecycle } from './lifecycle.ts';
@@ -78,10 +78,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.trustProxy);
 
   if (metrics) app.use(metrics.middleware);
-  app.use(closeWhenDraining(lifecycle));
   app.use(requestLog(logger, loggableUrl));
-  app.use(securityHeaders);
-  app.use('/api/v1', migrationGate(lifecycle));
+  app.use(beforeRoutes(lifecycle));
 
   const auth = authService(db, config.auth);
   const services: AppServices = {

@@ -203,6 +203,67 @@ describe('bounded answers to hostile bodies', () => {
 });
 
 describe('what reaches the log', () => {
+  it('when requests end as they may, then each writes one line at its level: completed, errored with its cause, aborted; probes none', async () => {
+    const capture = capturingLogger();
+    const logged = await startTestApp(
+      { LOG_LEVEL: 'info', ENABLE_TEST_ROUTES: 'true' },
+      { logger: capture.logger },
+    );
+    try {
+      const get = (path: string, id: string) =>
+        fetch(`${logged.baseUrl}${path}`, { headers: { 'x-request-id': id } });
+      await get('/api/health/live', 'probe');
+      await get('/api/v1/me', 'anonymous');
+      await get('/api/_test/error', 'failing');
+      const aborted = new AbortController();
+      const arrived = new Promise((resolve) => logged.server.once('request', resolve));
+      const slow = fetch(`${logged.baseUrl}/api/_test/slow?ms=3000`, {
+        headers: { 'x-request-id': 'given-up' },
+        signal: aborted.signal,
+      }).catch(() => 'aborted');
+      await arrived;
+      aborted.abort();
+      expect(await slow).toBe('aborted');
+      const line = (id: string) =>
+        capture.lines().filter((l) => (l['req'] as { id?: string } | undefined)?.id === id);
+      await waitFor("the aborted request's line", () => line('given-up').length === 1, {
+        timeoutMs: 2000,
+      });
+
+      expect(line('probe')).toEqual([]);
+      expect(line('anonymous')).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          msg: 'request completed',
+          req: {
+            id: 'anonymous',
+            method: 'GET',
+            url: '/api/v1/me',
+            remoteAddress: expect.any(String),
+          },
+          res: { statusCode: 401 },
+          responseTime: expect.any(Number),
+        }),
+      ]);
+      expect(line('failing')).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          msg: 'request errored',
+          res: { statusCode: 500 },
+          err: expect.objectContaining({
+            message: 'deliberate test failure',
+            stack: expect.any(String),
+          }),
+        }),
+      ]);
+      expect(line('given-up')).toEqual([
+        expect.objectContaining({ level: 'warn', msg: 'request aborted' }),
+      ]);
+    } finally {
+      await logged.close();
+    }
+  });
+
   it('when a credential is put in a URL, then the logged URL keeps only the parameters the API declares', async () => {
     const capture = capturingLogger();
     const logged = await startTestApp({ LOG_LEVEL: 'info' }, { logger: capture.logger });

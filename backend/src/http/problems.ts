@@ -162,7 +162,7 @@ export const problemHandler: ErrorRequestHandler = (err: unknown, req, res, _nex
   }
   const problem = asAppError(err);
   const { status } = problemTypes[problem.code];
-  // The request's own log line (pino-http) carries the cause: one line per request, not two.
+  // The request's own log line (http/pipeline.ts) carries the cause: one line per request, not two.
   if (status >= 500) res.err = (problem.cause as Error | undefined) ?? problem;
   if (problem.code === 'invalid-value') {
     req.log.warn(
