@@ -1,7 +1,7 @@
 import { describe, expect, it, afterEach, beforeEach } from 'vitest';
 import { api } from './support/api.ts';
+import { holdTransaction, lockWaiters } from './support/locks.ts';
 import { startTestApp, useTestApp } from './support/test-app.ts';
-import { waitFor } from './support/wait.ts';
 
 const { client, app } = useTestApp();
 // The tests of lock order here must see the deadlocks they guard against, not their retries.
@@ -126,34 +126,21 @@ describe('deleting the account', () => {
     const user = await client.register();
     const task = (await client.post('/api/v1/tasks', { token: user.token, body: { title: 't' } }))
       .body;
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const taskLocked = new Promise<void>((resolve) => (locked = resolve));
-    const writer = app().db.withTransaction(async (tx) => {
-      await tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [task.id]);
-      locked();
-      await released;
-      await tx.query(`UPDATE tasks SET title = 'late edit' WHERE id = $1`, [task.id]);
-    });
-    await taskLocked;
+    const writer = holdTransaction(
+      app().db,
+      (tx) => tx.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [task.id]),
+      async (tx) => {
+        await tx.query(`UPDATE tasks SET title = 'late edit' WHERE id = $1`, [task.id]);
+      },
+    );
+    await writer.held;
     const deletion = client.delete('/api/v1/me', {
       token: user.token,
       body: { currentPassword: user.password },
     });
-    await waitFor(
-      'the deletion to wait for the task lock',
-      async () =>
-        (
-          await app().db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).rows[0]!.n === 1,
-      { timeoutMs: 5000, intervalMs: 10 },
-    );
-    release();
-    await writer;
+    await lockWaiters(app().db, 1, 'the deletion to wait for the task lock');
+    writer.release();
+    expect(await writer.outcome).toBe('committed');
     expect((await deletion).status).toBe(204);
     expect(await rowsOf(user.id)).toEqual({
       users: 0,
@@ -175,39 +162,21 @@ describe('deleting the account', () => {
     // An earlier task write created the counter row (its first creation also locks the user).
     const first = await client.post('/api/v1/tasks', { token: user.token, body: { title: 'a' } });
     await client.delete(`/api/v1/tasks/${first.body.id}`, { token: user.token });
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let counted!: () => void;
-    const counterTaken = new Promise<void>((resolve) => (counted = resolve));
-    const writer = app()
-      .db.withTransaction(async (tx) => {
-        await tx.query('SELECT next_change_seq($1)', [user.id]); // what the trigger does first
-        counted();
-        await released;
+    const writer = holdTransaction(
+      app().db,
+      (tx) => tx.query('SELECT next_change_seq($1)', [user.id]), // what the trigger does first
+      async (tx) => {
         await tx.query(`INSERT INTO tasks (user_id, title) VALUES ($1, 'racing')`, [user.id]);
-      })
-      .then(
-        () => 'committed',
-        (err: unknown) => (err as { code?: string }).code ?? String(err),
-      );
-    await counterTaken;
+      },
+    );
+    await writer.held;
     const deletion = client.delete('/api/v1/me', {
       token: user.token,
       body: { currentPassword: user.password },
     });
-    await waitFor(
-      'the deletion to wait for a lock',
-      async () =>
-        (
-          await app().db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).rows[0]!.n === 1,
-      { timeoutMs: 5000, intervalMs: 10 },
-    );
-    release();
-    expect(await writer).toBe('committed');
+    await lockWaiters(app().db, 1, 'the deletion to wait for a lock');
+    writer.release();
+    expect(await writer.outcome).toBe('committed');
     expect((await deletion).status).toBe(204);
     expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
@@ -218,42 +187,24 @@ describe('deleting the account', () => {
     const user = await client.register();
     const doomed = await client.post('/api/v1/tasks', { token: user.token, body: { title: 'x' } });
     await client.delete(`/api/v1/tasks/${doomed.body.id}`, { token: user.token });
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let purging!: () => void;
-    const tombstonesTaken = new Promise<void>((resolve) => (purging = resolve));
-    const purge = app()
-      .db.withTransaction(async (tx) => {
-        await tx.query('DELETE FROM task_tombstones WHERE user_id = $1', [user.id]);
-        purging();
-        await released;
+    const purge = holdTransaction(
+      app().db,
+      (tx) => tx.query('DELETE FROM task_tombstones WHERE user_id = $1', [user.id]),
+      async (tx) => {
         await tx.query(
           'UPDATE task_change_counters SET purged_change_seq = change_seq WHERE user_id = $1',
           [user.id],
         );
-      })
-      .then(
-        () => 'committed',
-        (err: unknown) => (err as { code?: string }).code ?? String(err),
-      );
-    await tombstonesTaken;
+      },
+    );
+    await purge.held;
     const deletion = client.delete('/api/v1/me', {
       token: user.token,
       body: { currentPassword: user.password },
     });
-    await waitFor(
-      'the deletion to wait for a lock',
-      async () =>
-        (
-          await app().db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-          )
-        ).rows[0]!.n === 1,
-      { timeoutMs: 5000, intervalMs: 10 },
-    );
-    release();
-    expect(await purge).toBe('committed');
+    await lockWaiters(app().db, 1, 'the deletion to wait for a lock');
+    purge.release();
+    expect(await purge.outcome).toBe('committed');
     expect((await deletion).status).toBe(204);
     expect(Object.values(await rowsOf(user.id))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
@@ -265,36 +216,23 @@ describe('deleting the account', () => {
     'when a task is created %s while the account is being deleted, then 401, not a 500',
     async (_case, headers) => {
       const user = await client.register();
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let locked!: () => void;
-      const userLocked = new Promise<void>((resolve) => (locked = resolve));
       // The deletion holds the user's row from its first statement to its commit.
-      const deletion = app().db.withTransaction(async (tx) => {
-        await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [user.id]);
-        locked();
-        await released;
-        await tx.query('DELETE FROM users WHERE id = $1', [user.id]);
-      });
-      await userLocked;
+      const deletion = holdTransaction(
+        app().db,
+        (tx) => tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [user.id]),
+        async (tx) => {
+          await tx.query('DELETE FROM users WHERE id = $1', [user.id]);
+        },
+      );
+      await deletion.held;
       const creating = client.post('/api/v1/tasks', {
         token: user.token,
         headers,
         body: { title: 'too late' },
       });
-      await waitFor(
-        'the create to wait for the user row',
-        async () =>
-          (
-            await app().db.query<{ n: number }>(
-              `SELECT count(*)::int AS n FROM pg_stat_activity
-               WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-            )
-          ).rows[0]!.n === 1,
-        { timeoutMs: 5000, intervalMs: 10 },
-      );
-      release();
-      await deletion;
+      await lockWaiters(app().db, 1, 'the create to wait for the user row');
+      deletion.release();
+      expect(await deletion.outcome).toBe('committed');
       const res = await creating;
       expect(res.status).toBe(401);
       expect((await rowsOf(user.id)).tasks).toBe(0);

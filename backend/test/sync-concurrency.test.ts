@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Db, Queryable } from '../src/db.ts';
 import type { Task } from '../src/tasks/schemas.ts';
+import { holdTransaction, lockWaiters } from './support/locks.ts';
 import { SyncClient, listAll } from './support/sync-client.ts';
 import { useTestApp } from './support/test-app.ts';
 import { sleep, waitFor } from './support/wait.ts';
@@ -327,25 +328,22 @@ describe('the interleavings that defeat a timestamp (or any number taken at writ
     await sync.catchUp();
     await naive.catchUp();
 
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let taken!: (t: Date) => void;
-    const timestampTaken = new Promise<Date>((resolve) => (taken = resolve));
     // Transaction X reads the clock for its write (as any code that stamps rows itself does),
     // then is slow to write and commit.
-    const x = app().db.withTransaction(async (tx) => {
-      const { rows } = await tx.query<{ t: Date }>(
-        `SELECT date_trunc('milliseconds', clock_timestamp()) AS t`,
-      );
-      taken(rows[0]!.t);
-      await released;
-      await tx.query(
-        `UPDATE tasks SET title = 'A, edited by X', updated_at = $3, version = version + 1
-         WHERE id = $1 AND user_id = $2`,
-        [early.id, userId, rows[0]!.t],
-      );
-    });
-    const xTime = await timestampTaken;
+    const x = holdTransaction(
+      app().db,
+      async (tx) =>
+        (await tx.query<{ t: Date }>(`SELECT date_trunc('milliseconds', clock_timestamp()) AS t`))
+          .rows[0]!.t,
+      async (tx, t) => {
+        await tx.query(
+          `UPDATE tasks SET title = 'A, edited by X', updated_at = $3, version = version + 1
+           WHERE id = $1 AND user_id = $2`,
+          [early.id, userId, t],
+        );
+      },
+    );
+    const xTime = await x.held;
     await waitFor(
       "the clock (in milliseconds, as tasks keep it) to pass X's reading",
       async () =>
@@ -365,8 +363,8 @@ describe('the interleavings that defeat a timestamp (or any number taken at writ
     expect(sync.tasks.get(late.id)?.title).toBe('B, by Y');
     expect(naive.tasks.get(late.id)?.title).toBe('B, by Y');
     // Then X commits.
-    release();
-    await x;
+    x.release();
+    expect(await x.outcome).toBe('committed');
     await sync.catchUp();
     await naive.catchUp();
 
@@ -383,39 +381,22 @@ describe('the interleavings that defeat a timestamp (or any number taken at writ
     const sync = new SyncClient(client, token);
     await sync.catchUp();
 
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let written!: () => void;
-    const xWrote = new Promise<void>((resolve) => (written = resolve));
     // X writes A, which takes the user's next change number, and stays open.
-    const x = app().db.withTransaction(async (tx) => {
+    const x = holdTransaction(app().db, async (tx) => {
       await tx.query(`UPDATE tasks SET title = 'A by X' WHERE id = $1 AND user_id = $2`, [
         a.id,
         userId,
       ]);
-      written();
-      await released;
     });
-    await xWrote;
+    await x.held;
     // Y, through the API, must wait for X: it cannot take a number, let alone commit one.
     const y = client.patch(`/api/v1/tasks/${b.id}`, { token, body: { title: 'B by Y' } });
-    await waitFor(
-      "Y's UPDATE to wait for a lock",
-      async () => {
-        const { rows } = await app().db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND query LIKE '%UPDATE tasks%'`,
-        );
-        return rows[0]!.n === 1;
-      },
-      { timeoutMs: 5000, intervalMs: 10 },
-    );
+    await lockWaiters(app().db, 1, "Y's UPDATE to wait for a lock", 'UPDATE tasks');
     const during = await sync.step();
     expect(during).toMatchObject({ changes: [], deleted: [], hasMore: false });
 
-    release();
-    await x;
+    x.release();
+    expect(await x.outcome).toBe('committed');
     expect((await y).status).toBe(200);
     await sync.catchUp();
     expect(sync.replica()).toEqual(await serverState(token));

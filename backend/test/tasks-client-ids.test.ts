@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, afterEach, beforeEach } from 'vitest';
+import { holdTransaction, lockWaiters } from './support/locks.ts';
 import { useTestApp } from './support/test-app.ts';
-import { waitFor } from './support/wait.ts';
 
 /** Tasks created offline carry the id their device gave them; retries must be safe. */
 
@@ -142,19 +142,10 @@ describe('client-chosen ids', () => {
     const x = { id: '00000000-0000-4000-8000-000000000001', title: 'X' };
     const y = { id: 'ffffffff-ffff-4fff-bfff-ffffffffffff', title: 'Y' };
     for (const body of [x, y]) expect((await post(user.token, body)).status).toBe(201);
-    let releaseY!: () => void;
-    const yReleased = new Promise<void>((resolve) => (releaseY = resolve));
-    let lockedY!: () => void;
-    const yLocked = new Promise<void>((resolve) => (lockedY = resolve));
-    const holder = app().db.withTransaction(async (tx) => {
-      await tx.query('SELECT 1 FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE', [
-        user.id,
-        y.id,
-      ]);
-      lockedY();
-      await yReleased;
-    });
-    await yLocked;
+    const holder = holdTransaction(app().db, (tx) =>
+      tx.query('SELECT 1 FROM tasks WHERE user_id = $1 AND id = $2 FOR UPDATE', [user.id, y.id]),
+    );
+    await holder.held;
     const deletion = app()
       .db.query('DELETE FROM tasks WHERE user_id = $1 AND id = ANY ($2::uuid[])', [
         user.id,
@@ -164,21 +155,11 @@ describe('client-chosen ids', () => {
         (r) => r.rowCount,
         (err: unknown) => (err as { code?: string }).code,
       );
-    const waiting = async (n: number) =>
-      (
-        await app().db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        )
-      ).rows[0]!.n === n;
-    await waitFor('the deletion to wait for Y', () => waiting(1), {
-      timeoutMs: 5000,
-      intervalMs: 10,
-    });
+    await lockWaiters(app().db, 1, 'the deletion to wait for Y');
     const retry = post(user.token, x);
-    await waitFor('the retry to wait too', () => waiting(2), { timeoutMs: 5000, intervalMs: 10 });
-    releaseY();
-    await holder;
+    await lockWaiters(app().db, 2, 'the retry to wait too');
+    holder.release();
+    expect(await holder.outcome).toBe('committed');
     expect(await deletion).toBe(2);
     const res = await retry;
     expect(res.status).toBe(409);

@@ -306,9 +306,9 @@ export function mountRoutes<Deps>(
     const steps: RequestHandler[] =
       bodyLimit === undefined
         ? [
-            async (req, res) => {
+            (req, res) => {
               admit(req, res);
-              await handle(req, res);
+              return handle(req, res);
             },
           ]
         : [
