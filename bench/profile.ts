@@ -1,7 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { repoRoot } from '../backend/test/support/processes.ts';
-import { twoQuery } from './baselines.ts';
+import { sameStatements } from './baselines.ts';
 import type { BenchOptions } from './cli.ts';
 import { startBenchDatabase } from './database.ts';
 import { loadHttp } from './measure.ts';
@@ -12,9 +12,9 @@ import { buildBackend, startBaseline, startBenchBackend } from './servers.ts';
 import { createTaskWriter } from './writer.ts';
 
 /**
- * `npm run bench -- --profile`: CPU profiles (node --cpu-prof) of the backend and the two-query
- * baseline, one after the other, under the first scenario --only names (GET-by-id by default),
- * summarised per request.
+ * `npm run bench -- --profile`: CPU profiles (node --cpu-prof) of the backend and the baseline
+ * running its statements (same-statements), one after the other, under the first scenario --only
+ * names (GET-by-id by default), summarised per request.
  */
 export async function profile(
   options: BenchOptions,
@@ -38,7 +38,7 @@ export async function profile(
               source: options.source,
               nodeArgs,
             })
-          : await startBaseline(twoQuery, db.url, nodeArgs);
+          : await startBaseline(sameStatements, db.url, nodeArgs);
       let requests = 0;
       let window: ProfileWindow | undefined;
       const state = newTargetState();
