@@ -1,17 +1,11 @@
-import { describe, expect, it, afterEach, beforeEach } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { api } from './support/api.ts';
-import { holdTransaction, lockWaiters } from './support/locks.ts';
+import { expectNoDeadlockRetries, holdTransaction, lockWaiters } from './support/locks.ts';
 import { startTestApp, useTestApp } from './support/test-app.ts';
 
 const { client, app } = useTestApp();
 // The tests of lock order here must see the deadlocks they guard against, not their retries.
-let retriesBefore = 0;
-beforeEach(async () => {
-  retriesBefore = await app().retries();
-});
-afterEach(async () => {
-  expect(await app().retries(), 'work run again after a deadlock').toBe(retriesBefore);
-});
+expectNoDeadlockRetries(app);
 
 const login = (email: string, password: string) =>
   client.post('/api/v1/auth/login', { body: { email, password } });

@@ -1,19 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it, afterEach, beforeEach } from 'vitest';
-import { holdTransaction, lockWaiters } from './support/locks.ts';
+import { describe, expect, it } from 'vitest';
+import { expectNoDeadlockRetries, holdTransaction, lockWaiters } from './support/locks.ts';
 import { useTestApp } from './support/test-app.ts';
 
 /** Tasks created offline carry the id their device gave them; retries must be safe. */
 
 const { client, app } = useTestApp();
 // The tests of lock order here must see the deadlocks they guard against, not their retries.
-let retriesBefore = 0;
-beforeEach(async () => {
-  retriesBefore = await app().retries();
-});
-afterEach(async () => {
-  expect(await app().retries(), 'work run again after a deadlock').toBe(retriesBefore);
-});
+expectNoDeadlockRetries(app);
 
 const post = (token: string, body: Record<string, unknown>, headers = {}) =>
   client.post('/api/v1/tasks', { token, body, headers });

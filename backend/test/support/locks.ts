@@ -1,4 +1,6 @@
+import { afterEach, beforeEach, expect } from 'vitest';
 import type { Db, Queryable } from '../../src/db.ts';
+import type { TestApp } from './test-app.ts';
 import { waitFor } from './wait.ts';
 
 /**
@@ -63,4 +65,18 @@ export async function lockWaiters(
       ).rows[0]!.n === n,
     { timeoutMs: 5000, intervalMs: 10 },
   );
+}
+
+/**
+ * For a file of lock-order tests: each test fails when the db module ran work again after a
+ * deadlock (db_retries_total moved), since the retry would hide the deadlock the test is about.
+ */
+export function expectNoDeadlockRetries(app: () => TestApp): void {
+  let before = 0;
+  beforeEach(async () => {
+    before = await app().retries();
+  });
+  afterEach(async () => {
+    expect(await app().retries(), 'work run again after a deadlock').toBe(before);
+  });
 }
