@@ -97,6 +97,26 @@ describe('HTTP basics', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   });
 
+  it('when a JSON answer is sent, then its headers say what it is, and HEAD gets the same headers without the body', async () => {
+    const { token } = await client.register();
+    const created = await client.post('/api/v1/tasks', { token, body: { title: 'héllo ✓' } });
+    const url = `${app().baseUrl}/api/v1/tasks/${created.body.id}`;
+    const headers = { authorization: `Bearer ${token}` };
+    const get = await fetch(url, { headers });
+    const body = Buffer.from(await get.arrayBuffer());
+    expect(get.status).toBe(200);
+    expect(get.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(get.headers.get('content-length')).toBe(String(body.length)); // bytes, not characters
+    expect(JSON.parse(body.toString('utf8'))).toEqual(created.body);
+
+    const head = await fetch(url, { method: 'HEAD', headers });
+    expect(head.status).toBe(200);
+    for (const name of ['content-type', 'content-length', 'etag', 'cache-control']) {
+      expect(head.headers.get(name), name).toBe(get.headers.get(name));
+    }
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+  });
+
   it('when a sane X-Request-Id is sent, then it is echoed; otherwise one is generated', async () => {
     const given = await client.get('/api/health/live', {
       headers: { 'x-request-id': 'abc-123.XYZ' },

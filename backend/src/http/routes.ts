@@ -260,14 +260,26 @@ class Context {
   }
 }
 
+/**
+ * Writes a reply. The JSON is written directly rather than with res.json(), whose res.send()
+ * parses and rebuilds the Content-Type, looks up a MIME type and checks freshness on every answer:
+ * none of which applies here (conditional requests are the routes' own, ETag hashing is off).
+ * Node leaves the body out of an answer to HEAD, keeping its Content-Length.
+ */
 function send(
   res: Response,
   reply: { status: number; headers?: Readonly<Record<string, string>>; body?: unknown },
 ) {
   for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-  res.status(reply.status);
-  if (reply.body === undefined) res.end();
-  else res.json(reply.body);
+  res.statusCode = reply.status;
+  if (reply.body === undefined) {
+    res.end();
+    return;
+  }
+  const json = JSON.stringify(reply.body);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  res.end(json);
 }
 
 const expressPath = (path: string): string => path.replace(/\{(\w+)\}/g, ':$1');
