@@ -27,15 +27,17 @@ export const callerParams = (caller: Caller): unknown[] => [
   caller.maxSeconds,
 ];
 
+// Whether session `s` should slide or note its use (see touchSql): its last use was noted more
+// than an hour ago, or it is in the last third of its lifetime ($2) and may still grow (below $3).
+const touchDue = `(COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
+    OR (s.expires_at < now() + make_interval(secs => $2) / 3
+        AND s.expires_at < s.created_at + make_interval(secs => $3)))`;
+
 // The token is looked up by its SHA-256: an attacker who can time this lookup learns nothing
-// about a valid token, so no constant-time comparison is needed here. `touch_due` says whether
-// the session should slide or note its use (see touchSql).
+// about a valid token, so no constant-time comparison is needed here.
 export const callerCte = `
   caller AS (
-    SELECT s.user_id,
-      COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
-        OR (s.expires_at < now() + make_interval(secs => $2) / 3
-            AND s.expires_at < s.created_at + make_interval(secs => $3)) AS touch_due
+    SELECT s.user_id, ${touchDue} AS touch_due
     FROM sessions s
     WHERE s.token_hash = $1 AND s.expires_at > now()
       AND s.created_at > now() - make_interval(secs => $3)
@@ -61,10 +63,7 @@ const touchSql = `
                    THEN LEAST(now() + make_interval(secs => $2),
                               s.created_at + make_interval(secs => $3))
                    ELSE s.expires_at END
-  WHERE s.token_hash = $1 AND s.expires_at > now()
-    AND (COALESCE(s.last_used_at, s.created_at) < now() - interval '1 hour'
-         OR (s.expires_at < now() + make_interval(secs => $2) / 3
-             AND s.expires_at < s.created_at + make_interval(secs => $3)))`;
+  WHERE s.token_hash = $1 AND s.expires_at > now() AND ${touchDue}`;
 
 /**
  * The rows of a statement made for the caller: none at all means the token is not valid (401).

@@ -264,9 +264,11 @@ function pageQuery(options: ListOptions): { text: string; params: unknown[] } {
   };
 }
 
-/** The order of a page, as SQL sorts it (lower-case uuids compare as PostgreSQL compares uuids). */
+/** Lower-case hexadecimal uuids compare as strings as PostgreSQL compares them as uuids. */
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** The order of a page, as SQL sorts it. */
 function pageOrder(sort: TaskSort): (a: TaskRow, b: TaskRow) => number {
-  const byId = (a: TaskRow, b: TaskRow) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   if (sort === 'dueAt') {
     // Soonest first, no due date last, then by id.
     const due = (row: TaskRow) => row.due_at?.getTime() ?? Number.POSITIVE_INFINITY;
@@ -435,8 +437,7 @@ export async function changes(
   const first = (await ownRows(db, caller, rows))[0]!;
   const entries = rows
     .filter((row) => row.seq !== null)
-    // Lower-case hexadecimal strings compare as PostgreSQL compares uuids.
-    .sort((a, b) => Number(a.seq) - Number(b.seq) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .sort((a, b) => Number(a.seq) - Number(b.seq) || byId(a, b))
     .map((row): ChangeEntry =>
       row.deleted_at
         ? {
