@@ -236,8 +236,9 @@ const answerChanges = (rows: Row[], v: RequestValues): Answer => {
 };
 
 // ---- the two-query baseline -------------------------------------------------------------------
-// Unnamed statements, as the backend sent them at issue 15's start. Copied, not imported, so that it stays the same when the backend changes; the table's "same
-// statements as backend" column says, from PostgreSQL's queryids, whether it still matches.
+// Unnamed statements, as the backend sent them at issue 15's start. Copied, not imported, so that
+// it stays the same when the backend changes; the table's "same statements as backend" column
+// says, from the statements' text (report.ts, statementKey), whether it still matches.
 //
 // get-by-id, list, create: the backend's SQL as of issue 15's start (backend/src/auth/repository.ts
 // and backend/src/tasks/repository.ts then): the session lookup, then the task query.
@@ -337,7 +338,7 @@ const insertTask = `INSERT INTO tasks (${insertColumns}) ${newRow} RETURNING ${c
 
 const begin: Step = { sql: 'BEGIN', params: () => [], after: () => ({}) };
 
-export const twoQuery: Baseline = {
+const twoQuery: Baseline = {
   name: 'two-query',
   label: 'node:http + pg, two-query',
   plans: {

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
+import { scenarios } from './scenarios.ts';
 
 /** `npm run bench -- [options]`: what a run measures, read once from the command line. */
 
-export const allScenarios =
-  'get-by-id,list,sync,sync-cold,create,create-idempotent,create-with-id,health';
+export const allScenarios = scenarios.map((s) => s.name).join(',');
 
 export const usage = `usage: npm run bench -- [options]
   --duration S      seconds measured per scenario and target (default 5)

@@ -129,7 +129,7 @@ export async function runPgbench(options: {
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   // A sync starts where each user's changes stand now (see fixtureValues).
-  const heads = await options.db.syncHeads();
+  const heads = options.scenario === 'sync' ? await options.db.syncHeads() : undefined;
   for (const [i, fixture] of options.db.fixtures.slice(0, 100).entries()) {
     const file = path.join(dir, `script-${i}.sql`);
     await writeFile(file, pgbenchScript(steps, fixtureValues(fixture, options.scenario, heads)));

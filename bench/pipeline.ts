@@ -2,7 +2,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../backend/test/support/ports.ts';
 import { repoRoot, startServer, type ServerProcess } from '../backend/test/support/processes.ts';
-import { median } from '../backend/test/support/stats.ts';
 import { waitFor } from '../backend/test/support/wait.ts';
 import type { BenchOptions } from './cli.ts';
 import type { Fixture } from './database.ts';
@@ -16,6 +15,7 @@ import {
   machineLine,
   machineSummary,
   markdownTable,
+  medianOf,
   saveResults,
 } from './report.ts';
 import { newTargetState, type Scenario } from './scenarios.ts';
@@ -86,8 +86,6 @@ async function checkPieces(servers: ReadonlyMap<PipelinePiece, ServerProcess>): 
     }
   }
 }
-
-const medianOf = (values: number[]) => median(values.filter(Number.isFinite));
 
 /** Per piece: medians, and its cost over the bare Express measured just before it. */
 function summarise(rounds: readonly PipelineRound[]) {

@@ -66,7 +66,8 @@ type NumericField = {
   [K in keyof Measurement]-?: Measurement[K] extends number | undefined ? K : never;
 }[keyof Measurement];
 
-const medianOf = (values: number[]) => median(values.filter(Number.isFinite));
+/** The median of the finite values (a measurement that failed leaves NaN). */
+export const medianOf = (values: number[]) => median(values.filter(Number.isFinite));
 
 /** The median over rounds of one figure of one target. */
 export function pick(
@@ -249,6 +250,8 @@ export function summarise(
  * The harness checking itself: every baseline, and pgbench on its statements, ran exactly the
  * statements its declaration has, as PostgreSQL counted them. Returns what did not hold.
  */
+const isTransactionControl = (sql: string) => /^\s*(BEGIN|COMMIT)\s*$/i.test(sql);
+
 export function checkStatementCounts(
   rounds: readonly Round[],
   scenarios: readonly Scenario[],
@@ -262,7 +265,6 @@ export function checkStatementCounts(
         // pgbench -M prepared sends BEGIN and COMMIT as prepared statements too, and
         // pg_stat_statements counts utility statements run that way only now and then (tried:
         // 4.02 of 6; 0.05 per transaction each in another run): such a row is checked without them.
-        const isTransactionControl = (sql: string) => /^\s*(BEGIN|COMMIT)\s*$/i.test(sql);
         const uncounted = steps.filter((s) => isTransactionControl(s.sql)).length;
         for (const key of [`baseline:${baseline.name}`, `pgbench:${baseline.name}`]) {
           const withoutControl = key.startsWith('pgbench:') && baseline.prepared === true;
